@@ -1,0 +1,61 @@
+"""``EpisodeReturns``: an objective that is always present and never NaN.
+
+Ray 2.60's ``env_runners/episode_return_mean`` is per iteration: absent before
+the first episode ends and NaN in iterations where none ends (notes §2.4).
+This callback records every finished episode's return (the *raw* return when
+the env scales rewards and puts the raw one in ``info["raw_reward"]``) and
+adds, under ``result["pgu"]``:
+
+* ``episode_return_mean``: mean of the last ``WINDOW`` (10) finished episodes;
+  ``None`` until one has finished;
+* ``objective``: the same, or the task's floor (the lowest return possible)
+  before the first episode, so Tune/Optuna always see a finite number;
+* ``episodes_total``: episodes finished so far.
+"""
+from __future__ import annotations
+
+import collections
+import math
+
+from ray.rllib.callbacks.callbacks import RLlibCallback
+
+RETURNS_KEY = "pgu_episode_returns"
+WINDOW = 10
+
+
+def episode_raw_return(episode) -> float:
+    """The episode's return, summing ``info["raw_reward"]`` where the env provides it."""
+    infos = episode.get_infos()
+    raw = [i["raw_reward"] for i in infos if isinstance(i, dict) and "raw_reward" in i]
+    return float(sum(raw)) if raw else float(episode.get_return())
+
+
+class EpisodeReturns(RLlibCallback):
+    floor = -1e6  # replaced per task by tasks.Task.configure
+
+    def __init__(self):
+        super().__init__()
+        self._window = collections.deque(maxlen=WINDOW)
+        self._total = 0
+
+    def on_algorithm_init(self, *, algorithm, **kwargs):
+        import torch
+
+        torch.set_num_threads(1)  # one torch thread per trial process (oversubscription costs 10x)
+
+    def on_episode_end(self, *, episode, metrics_logger=None, **kwargs):
+        if metrics_logger is not None:
+            metrics_logger.log_value(RETURNS_KEY, episode_raw_return(episode), reduce="item_series")
+
+    def on_train_result(self, *, algorithm, metrics_logger=None, result, **kwargs):
+        returns = result.get("env_runners", {}).pop(RETURNS_KEY, None) or []
+        finite = [float(r) for r in returns if math.isfinite(float(r))]
+        self._window.extend(finite)
+        self._total += len(finite)
+        mean = sum(self._window) / len(self._window) if self._window else None
+        result["pgu"] = {
+            "episode_return_mean": mean,
+            "objective": mean if mean is not None else float(self.floor),
+            "episodes_total": self._total,
+            "episodes_this_iter": len(finite),
+        }

@@ -1,0 +1,164 @@
+"""``PGUTorchLearner``: PPO's learner with the PGU surrogate (spec §1–§3).
+
+Everything except the policy term is PPO's, line for line: masked means over
+``LOSS_MASK``, the value loss (``vf_loss_coeff``, squared error clamped at
+``vf_clip_param``), the entropy bonus and the KL(old ‖ new) penalty, whose key
+is logged so RLlib's adaptive coefficient keeps working. The policy term is
+``surrogate(form, f(Δ_O, Δ_R))``. With the ``ppo`` preset the gradient equals
+``PPOTorchLearner``'s exactly (tests/test_ppo_parity.py).
+
+Logged per module: ``delta_o_mean``, ``abs_f_mean``, ``f_zero_frac`` and
+``surrogate_loss`` (also under RLlib's ``policy_loss``).
+"""
+from __future__ import annotations
+
+from typing import Any, Dict
+
+import gymnasium as gym
+import torch
+from ray.rllib.algorithms.ppo.ppo import (
+    LEARNER_RESULTS_CURR_KL_COEFF_KEY,
+    LEARNER_RESULTS_KL_KEY,
+    LEARNER_RESULTS_VF_EXPLAINED_VAR_KEY,
+    LEARNER_RESULTS_VF_LOSS_UNCLIPPED_KEY,
+)
+from ray.rllib.algorithms.ppo.torch.ppo_torch_learner import PPOTorchLearner
+from ray.rllib.core.columns import Columns
+from ray.rllib.core.learner.learner import ENTROPY_KEY, POLICY_LOSS_KEY, VF_LOSS_KEY
+from ray.rllib.utils.annotations import override
+from ray.rllib.utils.torch_utils import explained_variance
+
+from pgu_rllib.forms import expected_q_continuous, expected_q_discrete, surrogate
+from pgu_rllib.qreading import q_all_actions, q_soft
+from pgu_rllib.signals import check_finite, delta_o, delta_r
+from pgu_rllib.update_rule import UpdateRule
+
+
+class PGUTorchLearner(PPOTorchLearner):
+    """A ``PPOTorchLearner`` whose policy loss is any member of the PGU family."""
+
+    @override(PPOTorchLearner)
+    def build(self) -> None:
+        super().build()
+        self._pgu_rules: Dict[str, tuple] = {}
+        self._pgu_step = 0
+
+    def _rule_for(self, module_id, config, module):
+        if module_id not in self._pgu_rules:
+            rule = UpdateRule.from_object(config).validate()
+            discrete = isinstance(module.action_space, gym.spaces.Discrete)
+            if rule.parameterisation == "logit" and not discrete:
+                raise ValueError(
+                    f"parameterisation='logit' needs a discrete action space; module "
+                    f"{module_id!r} has {module.action_space}; use parameterisation='soft'"
+                )
+            self._pgu_rules[module_id] = (rule, rule.scale_fn(), discrete)
+        return self._pgu_rules[module_id]
+
+    @override(PPOTorchLearner)
+    def compute_loss_for_module(
+        self, *, module_id: str, config, batch: Dict[str, Any], fwd_out: Dict[str, Any]
+    ):
+        module = self.module[module_id].unwrapped()
+        rule, scale_fn, discrete = self._rule_for(module_id, config, module)
+        self._pgu_step += 1
+
+        mask = batch.get(Columns.LOSS_MASK)
+        if mask is not None:
+            num_valid = torch.sum(mask)
+
+            def masked_mean(x):
+                return torch.sum(x[mask]) / num_valid
+        else:
+            masked_mean = torch.mean
+
+        logits = fwd_out[Columns.ACTION_DIST_INPUTS]
+        curr_dist = module.get_train_action_dist_cls().from_logits(logits)
+        logp = curr_dist.logp(batch[Columns.ACTIONS])
+
+        if config.use_kl_loss:
+            prev_dist = module.get_exploration_action_dist_cls().from_logits(
+                batch[Columns.ACTION_DIST_INPUTS]
+            )
+            mean_kl_loss = masked_mean(prev_dist.kl(curr_dist))
+        else:
+            mean_kl_loss = torch.tensor(0.0, device=logp.device)
+        entropy = curr_dist.entropy()
+
+        needs_value = rule.parameterisation == "soft" and (rule.form == "Q" or rule.delta_r == "q")
+        values = None
+        if config.use_critic or needs_value:
+            values = module.compute_values(batch, embeddings=fwd_out.get(Columns.EMBEDDINGS))
+
+        # q_θ(s, a) (spec §2) and the P-form term E_{u∼π}[sg q(s,u)] (spec §3).
+        q_sa = expected_q = None
+        if discrete and (rule.parameterisation == "logit" or rule.form == "P"):
+            value_or_zero = values if values is not None else torch.zeros_like(logp)
+            q_all = q_all_actions(rule.parameterisation, logits, value_or_zero, rule.tau)
+            q_sa = q_all.gather(-1, batch[Columns.ACTIONS].long().unsqueeze(-1)).squeeze(-1)
+            expected_q = expected_q_discrete(logits, q_all)
+        if rule.parameterisation == "soft" and (rule.form == "Q" or rule.delta_r == "q"):
+            q_sa = q_soft(logp, values, rule.tau)
+        if rule.form == "P" and not discrete:
+            expected_q = expected_q_continuous(entropy, rule.tau)
+
+        # The two signals (spec §1) and the scale (spec §4).
+        x = delta_o(logp, batch[Columns.ACTION_LOGP])
+        y = delta_r(
+            rule.delta_r,
+            advantages=batch.get(Columns.ADVANTAGES),
+            value_targets=batch.get(Columns.VALUE_TARGETS),
+            q_sa=q_sa,
+            normalize=rule.normalize_delta_r,
+            mask=mask,
+        )
+        check_finite("delta_o", x, module_id=module_id, step=self._pgu_step)
+        check_finite("delta_r", y, module_id=module_id, step=self._pgu_step)
+        f = scale_fn(x, y)
+        surr = surrogate(rule.form, f, logp=logp, q_sa=q_sa, expected_q=expected_q, tau=rule.tau)
+
+        if config.use_critic:
+            vf_loss = torch.pow(values - batch[Columns.VALUE_TARGETS], 2.0)
+            vf_loss_clipped = torch.clamp(vf_loss, 0, config.vf_clip_param)
+            mean_vf_loss = masked_mean(vf_loss_clipped)
+            mean_vf_unclipped_loss = masked_mean(vf_loss)
+        else:
+            zero = torch.tensor(0.0, device=logp.device)
+            values = vf_loss_clipped = mean_vf_loss = mean_vf_unclipped_loss = zero
+
+        entropy_coeff = self.entropy_coeff_schedulers_per_module[module_id].get_current_value()
+        total_loss = masked_mean(surr + config.vf_loss_coeff * vf_loss_clipped - entropy_coeff * entropy)
+        if config.use_kl_loss:
+            total_loss += self.curr_kl_coeffs_per_module[module_id] * mean_kl_loss
+
+        surrogate_loss = masked_mean(surr)
+        abs_f = f.abs()
+        self.metrics.log_dict(
+            {
+                POLICY_LOSS_KEY: surrogate_loss,
+                VF_LOSS_KEY: mean_vf_loss,
+                LEARNER_RESULTS_VF_LOSS_UNCLIPPED_KEY: mean_vf_unclipped_loss,
+                LEARNER_RESULTS_VF_EXPLAINED_VAR_KEY: explained_variance(
+                    batch[Columns.VALUE_TARGETS], values
+                ),
+                ENTROPY_KEY: masked_mean(entropy),
+                LEARNER_RESULTS_KL_KEY: mean_kl_loss,
+                "surrogate_loss": surrogate_loss,
+                "delta_o_mean": masked_mean(x),
+                "abs_f_mean": masked_mean(abs_f),
+                "f_zero_frac": masked_mean((abs_f == 0).float()),
+            },
+            key=module_id,
+            window=1,
+        )
+        return total_loss
+
+    @override(PPOTorchLearner)
+    def _update_module_kl_coeff(self, *, module_id, config, kl_loss) -> None:
+        if config.kl_adaptive:
+            return super()._update_module_kl_coeff(module_id=module_id, config=config, kl_loss=kl_loss)
+        self.metrics.log_value(
+            (module_id, LEARNER_RESULTS_CURR_KL_COEFF_KEY),
+            self.curr_kl_coeffs_per_module[module_id].item(),
+            window=1,
+        )

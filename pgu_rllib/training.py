@@ -1,0 +1,114 @@
+"""One training run: build a config from task + preset + overrides, train, summarise.
+
+Example::
+
+    >>> from pgu_rllib.training import build_config
+    >>> cfg = build_config("cartpole", "ppo", {"lr": 1e-3}, seed=0)
+    >>> cfg.lr, cfg.scale
+    (0.001, 'ppo_clip')
+"""
+from __future__ import annotations
+
+import math
+import sys
+import time
+
+from pgu_rllib.presets import get_preset
+from pgu_rllib.tasks import get_task
+from pgu_rllib.update_rule import UpdateRule
+
+
+def allowed_keys() -> set[str]:
+    """Config keys a preset or ``--set`` may name: ``PGUConfig.to_dict()`` keys."""
+    from pgu_rllib.algorithm import PGUConfig
+
+    keys = set(PGUConfig().to_dict())
+    return keys | {k.lstrip("_") for k in keys}
+
+
+def build_config(task: str, preset: str = "ppo", overrides: dict | None = None, seed: int = 0):
+    """A validated ``PGUConfig`` for ``task`` with ``preset`` then ``overrides`` applied."""
+    from pgu_rllib.algorithm import PGUConfig
+
+    t = get_task(task)
+    point = {**get_preset(preset), **(overrides or {})}
+    known = allowed_keys()
+    unknown = sorted(k for k in point if k not in known)
+    if unknown:
+        raise ValueError(f"unknown config key(s) {', '.join(unknown)}; "
+                         f"allowed: update-rule keys {', '.join(UpdateRule.KEYS)} or any PPOConfig key")
+    config = t.configure(PGUConfig()).update_from_dict(point).debugging(seed=seed)
+    config.validate()
+    return config
+
+
+def config_summary(config) -> dict:
+    """The keys a person reads: the update rule and the PPO knobs that shape it."""
+    out = {k: getattr(config, k) for k in UpdateRule.KEYS}
+    for k in ("lr", "gamma", "lambda_", "num_epochs", "minibatch_size", "train_batch_size_per_learner",
+              "use_kl_loss", "kl_coeff", "entropy_coeff", "vf_loss_coeff", "grad_clip"):
+        out[k.rstrip("_")] = getattr(config, k)
+    return out
+
+
+def _progress(msg: str) -> None:
+    print(msg, file=sys.stderr, flush=True)
+
+
+def train(task: str, preset: str = "ppo", overrides: dict | None = None, env_steps: int | None = None,
+          seed: int = 0, progress=_progress) -> dict:
+    """Train once on a local (or the current) Ray and return a JSON-able summary.
+
+    ``env_steps_per_s`` counts training iterations only; ``startup_s`` is the
+    time to start Ray and build the algorithm.
+    """
+    from pgu_rllib._private.ray_session import ensure_ray
+
+    t0 = time.perf_counter()
+    config = build_config(task, preset, overrides, seed)
+    budget = int(env_steps or get_task(task).budget)
+    ensure_ray()
+    algo = config.build_algo()
+    startup_s = time.perf_counter() - t0
+    steps, iter_time, result = 0, 0.0, {}
+    try:
+        while steps < budget:
+            t_iter = time.perf_counter()
+            result = algo.train()
+            iter_time += time.perf_counter() - t_iter
+            steps = int(result["num_env_steps_sampled_lifetime"])
+            pgu = result["pgu"]
+            ret = pgu["episode_return_mean"]
+            progress(f"[pgu train] iter {result['training_iteration']:>3}  env_steps {steps:>8,}/{budget:,}  "
+                     f"return(last 10) {'-' if ret is None else f'{ret:9.2f}'}  "
+                     f"steps/s {steps / iter_time:7.0f}  elapsed {time.perf_counter() - t0:6.1f}s")
+        summary = {
+            "task": task,
+            "preset": preset,
+            "seed": seed,
+            "config": config_summary(config),
+            "env_steps": steps,
+            "iterations": int(result.get("training_iteration", 0)),
+            "episodes": result["pgu"]["episodes_total"],
+            "episode_return_mean": result["pgu"]["episode_return_mean"],
+            "env_steps_per_s": steps / iter_time if iter_time > 0 else None,
+            "startup_s": startup_s,
+            "wall_s": time.perf_counter() - t0,
+        }
+        t = get_task(task)
+        if t.summarize is not None:
+            summary.update(t.summarize(algo))
+        return summary
+    finally:
+        algo.stop()
+
+
+def json_safe(obj):
+    """Replace non-finite floats by None so ``json.dumps`` writes valid JSON."""
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return None
+    if isinstance(obj, dict):
+        return {k: json_safe(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [json_safe(v) for v in obj]
+    return obj
