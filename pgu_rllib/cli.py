@@ -15,9 +15,14 @@ import sys
 
 
 def _parse_value(text: str):
-    """``--set`` values are YAML scalars: 1e-3, true, null, V, [64, 64]."""
+    """``--set`` values: numbers (``1e-3``, ``64``), else YAML (``true``, ``null``, ``[64, 64]``, ``V``)."""
     import yaml
 
+    for number in (int, float):
+        try:
+            return number(text)
+        except ValueError:
+            pass
     try:
         return yaml.safe_load(text)
     except yaml.YAMLError:
@@ -94,7 +99,16 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _quiet_ray_logs() -> None:
+    """Hide the per-build 'new API stack' banner and deprecation chatter from RLlib."""
+    import logging
+
+    for name in ("ray.rllib.algorithms.algorithm_config", "ray._common.deprecation", "ray.rllib"):
+        logging.getLogger(name).setLevel(logging.ERROR)
+
+
 def main(argv: list[str] | None = None) -> int:
+    _quiet_ray_logs()
     parser = build_parser()
     args = parser.parse_args(argv)
     try:

@@ -1,0 +1,96 @@
+"""Learner overhead: time of one minibatch update, PGU vs RLlib's PPOTorchLearner.
+
+Protocol: one process, torch 1 thread. One batch of 2048 env steps is sampled
+from HalfCheetah-v5 (Gaussian, 64-64 tanh) or CartPole-v1 and run through
+PPO's learner connector once (GAE). Every learner starts from the same weights
+and updates on the same 64-row minibatch (forward, loss, backward, global-norm
+clip, Adam step). Variants are interleaved round-robin: each round times
+``--updates`` consecutive updates of each variant, in a shuffled order; the
+figure is the median over rounds of the per-update time. Ratio = PGU / PPO.
+
+    python benchmarks/learner_overhead.py --env HalfCheetah-v5 --rounds 30
+"""
+from __future__ import annotations
+
+import argparse
+import random
+import statistics
+import time
+
+import gymnasium as gym
+import torch
+from ray.rllib.algorithms.ppo import PPOConfig
+from ray.rllib.env.single_agent_env_runner import SingleAgentEnvRunner
+
+from pgu_rllib import PGUConfig
+
+VARIANTS = [(form, scale) for form in "QVP" for scale in ("ppo_clip", "mla", "ml")]
+SCALE_KEYS = {"ppo_clip": {"epsilon": 0.2}, "mla": {"alpha_o": 1.0, "alpha_r": 1.0}, "ml": {}}
+
+
+def _recipe(config, env_id):
+    from ray.rllib.core.rl_module.default_model_config import DefaultModelConfig
+
+    return (config.environment(env_id).env_runners(num_env_runners=0).debugging(seed=0)
+            .training(train_batch_size_per_learner=2048, minibatch_size=64, num_epochs=10, lr=3e-4,
+                      clip_param=0.2, use_kl_loss=False, grad_clip=0.5, vf_clip_param=float("inf"))
+            .rl_module(model_config=DefaultModelConfig(fcnet_hiddens=[64, 64], fcnet_activation="tanh",
+                                                       free_log_std=env_id != "CartPole-v1")))
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--env", default="HalfCheetah-v5")
+    ap.add_argument("--rounds", type=int, default=30)
+    ap.add_argument("--updates", type=int, default=20)
+    args = ap.parse_args()
+    torch.set_num_threads(1)
+    env = gym.make(args.env)
+
+    ppo_cfg = _recipe(PPOConfig(), args.env)
+    learners = {"ppo (RLlib)": ppo_cfg.build_learner(env=env)}
+    for form, scale in VARIANTS:
+        cfg = _recipe(PGUConfig(), args.env).training(form=form, scale=scale, **SCALE_KEYS[scale])
+        learners[f"pgu {form}/{scale}"] = cfg.build_learner(env=env)
+    reference = learners["ppo (RLlib)"]
+    weights = reference.get_state(components="rl_module")
+    for learner in learners.values():
+        learner.set_state(weights)
+
+    runner = SingleAgentEnvRunner(config=ppo_cfg)
+    runner.set_state(weights)
+    episodes = runner.sample(num_timesteps=2048)
+    full = reference._learner_connector(rl_module=reference.module, batch={}, episodes=episodes,
+                                        shared_data={}, metrics=reference.metrics)
+    minibatch = {mid: {k: v[:64] for k, v in cols.items()} for mid, cols in full.items()}
+
+    times = {name: [] for name in learners}
+    for name, learner in learners.items():  # warm-up
+        for _ in range(5):
+            learner._uncompiled_update(minibatch)
+    for _ in range(args.rounds):
+        order = list(learners)
+        random.shuffle(order)
+        for name in order:
+            learner = learners[name]
+            t0 = time.perf_counter()
+            for _ in range(args.updates):
+                learner._uncompiled_update(minibatch)
+            times[name].append((time.perf_counter() - t0) / args.updates)
+
+    base = statistics.median(times["ppo (RLlib)"])
+    print(f"# learner_overhead  env={args.env}  minibatch=64  rounds={args.rounds}x{args.updates} updates  "
+          f"torch threads=1  torch {torch.__version__}")
+    print(f"{'variant':<22} {'median ms/update':>17} {'ratio vs PPO':>13}")
+    worst = 0.0
+    for name, ts in times.items():
+        med = statistics.median(ts)
+        ratio = med / base
+        if name != "ppo (RLlib)":
+            worst = max(worst, ratio)
+        print(f"{name:<22} {1e3 * med:>17.3f} {ratio:>13.3f}")
+    print(f"worst ratio: {worst:.3f} (target <= 1.10)")
+
+
+if __name__ == "__main__":
+    main()
