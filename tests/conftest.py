@@ -1,4 +1,4 @@
-"""Shared fixtures. Ray tests use one real local Ray per session (2 CPUs, no dashboard)."""
+"""Shared fixtures. Ray tests use one real local Ray per test module (shut down after it, so learner tests really run without Ray) (2 CPUs, no dashboard)."""
 import os
 
 import pytest
@@ -7,7 +7,7 @@ os.environ.setdefault("RAY_DEDUP_LOGS", "0")
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def ray_local():
     import ray
 

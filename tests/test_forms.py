@@ -11,7 +11,16 @@ from pgu_rllib.qreading import q_all_actions, q_soft
 from pgu_rllib.scales import SCALE_NAMES, make_scale
 from pgu_rllib.signals import delta_o
 
-torch.set_default_dtype(torch.float64)
+
+
+@pytest.fixture(autouse=True)
+def float64():
+    """Exact comparisons in double precision; restored so other tests keep float32."""
+    old = torch.get_default_dtype()
+    torch.set_default_dtype(torch.float64)
+    yield
+    torch.set_default_dtype(old)
+
 PARAMS = {"mla": {"alpha_o": 1.0, "alpha_r": 0.5}, "ppo_clip": {"epsilon": 0.2}}
 B, N, D = 64, 5, 3
 
