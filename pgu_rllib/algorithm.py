@@ -30,6 +30,7 @@ class PGUConfig(PPOConfig):
         super().__init__(algo_class=algo_class or PGU)
         for key, value in dataclasses.asdict(UpdateRule()).items():
             setattr(self, key, value)
+        self.pgu_task = None  # the pgu task name, set by Task.configure (callbacks read it)
 
     def training(
         self,

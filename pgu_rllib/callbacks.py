@@ -10,7 +10,9 @@ adds, under ``result["pgu"]``:
   ``None`` until one has finished;
 * ``objective``: the same, or the task's floor (the lowest return possible)
   before the first episode, so Tune/Optuna always see a finite number;
-* ``episodes_total``: episodes finished so far.
+* ``episodes_total``: episodes finished so far;
+* the task's own metrics (``Task.metrics``, e.g. the bandit's exact greedy expected
+  reward), whose ``objective`` (if any) replaces the episode-return one.
 """
 from __future__ import annotations
 
@@ -31,8 +33,6 @@ def episode_raw_return(episode) -> float:
 
 
 class EpisodeReturns(RLlibCallback):
-    floor = -1e6  # replaced per task by tasks.Task.configure
-
     def __init__(self):
         super().__init__()
         self._window = collections.deque(maxlen=WINDOW)
@@ -53,9 +53,22 @@ class EpisodeReturns(RLlibCallback):
         self._window.extend(finite)
         self._total += len(finite)
         mean = sum(self._window) / len(self._window) if self._window else None
+        task = _task_of(algorithm)
+        floor = task.floor if task is not None else -1e6
         result["pgu"] = {
             "episode_return_mean": mean,
-            "objective": mean if mean is not None else float(self.floor),
+            "objective": mean if mean is not None else float(floor),
             "episodes_total": self._total,
             "episodes_this_iter": len(finite),
         }
+        if task is not None and task.metrics is not None:
+            result["pgu"].update(task.metrics(algorithm))
+
+
+def _task_of(algorithm):
+    name = getattr(algorithm.config, "pgu_task", None)
+    if name is None:
+        return None
+    from pgu_rllib.tasks import get_task
+
+    return get_task(name)

@@ -1,18 +1,29 @@
-"""The task registry: env id, model, default budget, evaluation protocol.
+"""The task registry: env, model, default budget, evaluation protocol, training recipe.
 
-A task also owns its *recipe* (``Task.configure``): the PPO knobs, network
-and normalisation every preset trains with, so presets change only the
-update rule.
+A task owns its *recipe*: the network, normalisation and PPO knobs every preset
+trains with, so presets change only the update rule. ``pgu tasks`` lists them.
+
+Evaluation protocols:
+
+* ``bandit``: exact, no sampling. The greedy policy of ``q_θ`` is scored by its expected
+  reward ``r̄`` on 4096 fixed contexts (seed 12345), next to the optimal policy's.
+* ``four-rooms``: exact. The greedy policy is rolled out from every start cell with
+  slip 0; the score is the fraction of starts that reach the goal within the step cap.
+* Gym tasks (``cartpole``, MuJoCo): ``eval_episodes`` episodes of the final policy,
+  deterministic (mean action / argmax), env seeds ``10_000 + i``. Raw env returns.
 
 Example::
 
-    >>> get_task("cartpole").env_id
-    'CartPole-v1'
+    >>> get_task("hopper").env_id
+    'Hopper-v5'
 """
 from __future__ import annotations
 
 import dataclasses
+import math
 from typing import Callable
+
+EVAL_SEED_BASE = 10_000
 
 
 @dataclasses.dataclass(frozen=True)
@@ -24,44 +35,169 @@ class Task:
     eval_episodes: int
     eval_deterministic: bool
     floor: float  # lowest possible episode return: the objective before any episode ends
-    recipe: Callable  # (PGUConfig) -> PGUConfig
-    summarize: Callable | None = None  # (Algorithm) -> extra summary keys, e.g. the bandit's regret
+    recipe: Callable  # (PGUConfig, budget) -> PGUConfig
+    metrics: Callable | None = None  # (Algorithm) -> extra result keys; "objective" replaces the default
+    eval_protocol: str = "episodes"
 
     def describe(self) -> str:
         mode = "deterministic" if self.eval_deterministic else "stochastic"
-        return (f"{self.env_id}; model {self.model}; budget {self.budget:,} env steps; "
-                f"eval {self.eval_episodes} episodes, {mode}")
+        evaluation = (self.eval_protocol if self.eval_protocol != "episodes" else
+                      f"{self.eval_episodes} episodes, {mode}, seeds {EVAL_SEED_BASE}+i")
+        return f"{self.env_id}; {self.model}; budget {self.budget:,} env steps; eval: {evaluation}"
 
-    def configure(self, config):
-        """Apply this task's env and recipe to a ``PGUConfig`` (returns it)."""
+    def configure(self, config, budget: int | None = None):
+        """Apply this task's env, recipe and evaluation settings to a ``PGUConfig``."""
         from pgu_rllib.callbacks import EpisodeReturns
 
-        callback = type("EpisodeReturns", (EpisodeReturns,), {"floor": self.floor})
-        config = (config.environment(self.env_id)
-                  .env_runners(num_env_runners=0)
-                  .callbacks(callback))
-        return self.recipe(config)
+        config.pgu_task = self.name
+        config = (config.env_runners(num_env_runners=0)
+                  .callbacks(EpisodeReturns)
+                  .evaluation(evaluation_interval=None, evaluation_num_env_runners=0,
+                              evaluation_duration=self.eval_episodes,
+                              evaluation_duration_unit="episodes",
+                              evaluation_config={"explore": not self.eval_deterministic,
+                                                 "seed": EVAL_SEED_BASE}))
+        return self.recipe(config, int(budget or self.budget))
 
 
-def _mlp(config, hidden=(64, 64), activation="tanh"):
+# -- models ----------------------------------------------------------------------------------
+
+def _mlp(config, free_log_std=False, orthogonal=False):
     from ray.rllib.core.rl_module.default_model_config import DefaultModelConfig
 
+    init = {}
+    if orthogonal:  # CleanRL: hidden gain √2, zero biases; heads gain 0.01 (RLlib shares the head init)
+        init = dict(fcnet_kernel_initializer="orthogonal_",
+                    fcnet_kernel_initializer_kwargs={"gain": math.sqrt(2)},
+                    fcnet_bias_initializer="zeros_",
+                    head_fcnet_kernel_initializer="orthogonal_",
+                    head_fcnet_kernel_initializer_kwargs={"gain": 0.01},
+                    head_fcnet_bias_initializer="zeros_")
     return config.rl_module(model_config=DefaultModelConfig(
-        fcnet_hiddens=list(hidden), fcnet_activation=activation, vf_share_layers=False))
+        fcnet_hiddens=[64, 64], fcnet_activation="tanh", vf_share_layers=False,
+        free_log_std=free_log_std, **init))
 
 
-def _classic_recipe(config):
-    config = config.training(
+def _logit_module(config, module_class):
+    from ray.rllib.core.rl_module.rl_module import RLModuleSpec
+
+    config.parameterisation = "logit"
+    return config.rl_module(rl_module_spec=RLModuleSpec(module_class=module_class))
+
+
+# -- recipes ---------------------------------------------------------------------------------
+
+def _bandit_recipe(config, budget):
+    from pgu_rllib.envs.bandit import UnitCircleBandit
+    from pgu_rllib.modules import UnitCircleQModule
+
+    config = config.environment(UnitCircleBandit, env_config={"n_actions": 8}).training(
+        lr=0.02, gamma=0.0, lambda_=1.0, train_batch_size_per_learner=256, minibatch_size=64,
+        num_epochs=2, vf_loss_coeff=0.0, entropy_coeff=0.0, use_kl_loss=False, grad_clip=None)
+    return _logit_module(config, UnitCircleQModule)
+
+
+def _four_rooms_recipe(config, budget):
+    from pgu_rllib.envs.four_rooms import FourRooms
+    from pgu_rllib.modules import TabularLogitModule
+
+    config = config.environment(FourRooms, env_config={"slip": 0.0, "max_steps": 100}).training(
+        lr=0.1, gamma=0.99, lambda_=0.95, train_batch_size_per_learner=1000, minibatch_size=250,
+        num_epochs=2, vf_loss_coeff=0.0, entropy_coeff=0.0, use_kl_loss=False, grad_clip=None)
+    return _logit_module(config, TabularLogitModule)
+
+
+def _classic_recipe(config, budget):
+    config = config.environment("CartPole-v1").training(
         lr=3e-4, gamma=0.99, lambda_=0.95, train_batch_size_per_learner=512, minibatch_size=64,
         num_epochs=10, vf_loss_coeff=0.5, vf_clip_param=float("inf"), entropy_coeff=0.0,
         grad_clip=0.5, grad_clip_by="global_norm", use_kl_loss=False)
     return _mlp(config)
 
 
-TASKS: dict[str, Task] = {
-    "cartpole": Task("cartpole", "CartPole-v1", "64-64 tanh actor and critic", 50_000,
-                     eval_episodes=10, eval_deterministic=True, floor=0.0, recipe=_classic_recipe),
-}
+def _mujoco_recipe(env_id):
+    """The well-known PPO details (Huang et al. 2022; CleanRL's ppo_continuous_action.py)."""
+
+    def recipe(config, budget):
+        from pgu_rllib.envs.mujoco import RewardScaled
+
+        config = (config.environment(RewardScaled, env_config={"env_id": env_id, "gamma": 0.99})
+                  .env_runners(env_to_module_connector=_mean_std_filter)
+                  .training(lr=[[0, 3e-4], [budget, 0.0]],  # linear annealing to 0
+                            gamma=0.99, lambda_=0.95, train_batch_size_per_learner=2048,
+                            minibatch_size=64, num_epochs=10, vf_loss_coeff=0.5,
+                            vf_clip_param=float("inf"),  # RLlib's 10 zeroes critic gradients
+                            entropy_coeff=0.0, grad_clip=0.5, grad_clip_by="global_norm",
+                            use_kl_loss=False))
+        return _mlp(config, free_log_std=True, orthogonal=True)
+
+    return recipe
+
+
+def _mean_std_filter(env=None, spaces=None, device=None):
+    from ray.rllib.connectors.env_to_module.mean_std_filter import MeanStdFilter
+
+    return MeanStdFilter(clip_by_value=10.0)
+
+
+# -- task metrics ----------------------------------------------------------------------------
+
+def _bandit_metrics(algo) -> dict:
+    from pgu_rllib.envs.bandit import eval_contexts, greedy_expected_reward
+
+    theta = algo.get_module().theta.detach().cpu().numpy()
+    greedy, optimal = greedy_expected_reward(theta, eval_contexts(), algo.config.env_config.get("n_actions", 8))
+    return {"greedy_expected_reward": greedy, "optimal_expected_reward": optimal,
+            "regret": optimal - greedy, "theta": [float(t) for t in theta], "objective": greedy}
+
+
+def _four_rooms_metrics(algo) -> dict:
+    import numpy as np
+    import torch
+
+    from pgu_rllib.envs.four_rooms import FourRooms
+
+    env = FourRooms({**algo.config.env_config, "slip": 0.0})
+    module = algo.get_module()
+    with torch.no_grad():
+        greedy = module.q(torch.eye(len(env.cells))).argmax(-1).numpy()
+    dist = env.shortest_path_lengths()
+    reached, excess = 0, []
+    for start in env.cells:
+        if start == env.goal:
+            continue
+        pos, steps = start, 0
+        while pos != env.goal and steps < env.max_steps:
+            move = (pos[0] + [-1, 1, 0, 0][greedy[env.index[pos]]], pos[1] + [0, 0, -1, 1][greedy[env.index[pos]]])
+            pos = move if env.free[move] else pos
+            steps += 1
+        if pos == env.goal:
+            reached += 1
+            excess.append(steps - dist[start])
+    success = reached / (len(env.cells) - 1)
+    return {"greedy_success": success,
+            "greedy_excess_steps": float(np.mean(excess)) if excess else None, "objective": success}
+
+
+TASKS: dict[str, Task] = {t.name: t for t in [
+    Task("bandit", "pgu/UnitCircleBandit-v0", "q_θ(x,a)=⟨φ_θ(x),ψ(a)⟩, 2 params, logit", 20_000,
+         eval_episodes=1, eval_deterministic=True, floor=0.0, recipe=_bandit_recipe,
+         metrics=_bandit_metrics, eval_protocol="exact greedy expected reward on 4096 fixed contexts"),
+    Task("four-rooms", "pgu/FourRooms-v0", "tabular logits (104×4), logit", 60_000,
+         eval_episodes=1, eval_deterministic=True, floor=0.0, recipe=_four_rooms_recipe,
+         metrics=_four_rooms_metrics, eval_protocol="exact greedy success rate from every start cell"),
+    Task("cartpole", "CartPole-v1", "64-64 tanh actor and critic", 50_000,
+         eval_episodes=10, eval_deterministic=True, floor=0.0, recipe=_classic_recipe),
+    *[Task(name, env_id, "64-64 tanh, orthogonal init, state-independent log-std; obs/reward normalised",
+           budget, eval_episodes=10, eval_deterministic=True, floor=floor, recipe=_mujoco_recipe(env_id))
+      for name, env_id, budget, floor in [
+          ("halfcheetah", "HalfCheetah-v5", 1_000_000, -1e4),
+          ("hopper", "Hopper-v5", 1_000_000, -1e3),
+          ("walker2d", "Walker2d-v5", 1_000_000, -1e3),
+          ("ant", "Ant-v5", 1_000_000, -1e4),
+          ("swimmer", "Swimmer-v5", 1_000_000, -1e3),
+          ("humanoid", "Humanoid-v5", 1_000_000, -1e3)]],
+]}
 
 
 def get_task(name: str) -> Task:

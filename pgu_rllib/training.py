@@ -26,8 +26,10 @@ def allowed_keys() -> set[str]:
     return keys | {k.lstrip("_") for k in keys}
 
 
-def build_config(task: str, preset: str = "ppo", overrides: dict | None = None, seed: int = 0):
-    """A validated ``PGUConfig`` for ``task`` with ``preset`` then ``overrides`` applied."""
+def build_config(task: str, preset: str = "ppo", overrides: dict | None = None, seed: int = 0,
+                 budget: int | None = None):
+    """A validated ``PGUConfig`` for ``task`` (recipe sized for ``budget`` env steps) with
+    ``preset`` then ``overrides`` applied."""
     from pgu_rllib.algorithm import PGUConfig
 
     t = get_task(task)
@@ -37,7 +39,7 @@ def build_config(task: str, preset: str = "ppo", overrides: dict | None = None, 
     if unknown:
         raise ValueError(f"unknown config key(s) {', '.join(unknown)}; "
                          f"allowed: update-rule keys {', '.join(UpdateRule.KEYS)} or any PPOConfig key")
-    config = t.configure(PGUConfig()).update_from_dict(point).debugging(seed=seed)
+    config = t.configure(PGUConfig(), budget).update_from_dict(point).debugging(seed=seed)
     config.validate()
     return config
 
@@ -65,8 +67,8 @@ def train(task: str, preset: str = "ppo", overrides: dict | None = None, env_ste
     from pgu_rllib._private.ray_session import ensure_ray
 
     t0 = time.perf_counter()
-    config = build_config(task, preset, overrides, seed)
     budget = int(env_steps or get_task(task).budget)
+    config = build_config(task, preset, overrides, seed, budget)
     ensure_ray()
     algo = config.build_algo()
     startup_s = time.perf_counter() - t0
@@ -79,8 +81,10 @@ def train(task: str, preset: str = "ppo", overrides: dict | None = None, env_ste
             steps = int(result["num_env_steps_sampled_lifetime"])
             pgu = result["pgu"]
             ret = pgu["episode_return_mean"]
+            task_score = "" if "greedy_expected_reward" not in pgu else \
+                f"  greedy E[r] {pgu['greedy_expected_reward']:.4f}"
             progress(f"[pgu train] iter {result['training_iteration']:>3}  env_steps {steps:>8,}/{budget:,}  "
-                     f"return(last 10) {'-' if ret is None else f'{ret:9.2f}'}  "
+                     f"return(last 10) {'-' if ret is None else f'{ret:9.2f}'}{task_score}  "
                      f"steps/s {steps / iter_time:7.0f}  elapsed {time.perf_counter() - t0:6.1f}s")
         summary = {
             "task": task,
@@ -95,9 +99,9 @@ def train(task: str, preset: str = "ppo", overrides: dict | None = None, env_ste
             "startup_s": startup_s,
             "wall_s": time.perf_counter() - t0,
         }
-        t = get_task(task)
-        if t.summarize is not None:
-            summary.update(t.summarize(algo))
+        extra = {k: v for k, v in result["pgu"].items()
+                 if k not in ("episode_return_mean", "episodes_total", "episodes_this_iter", "objective")}
+        summary.update(extra)
         return summary
     finally:
         algo.stop()

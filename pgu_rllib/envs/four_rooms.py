@@ -1,0 +1,100 @@
+"""``pgu/FourRooms-v0``: the four-rooms gridworld of Sutton, Precup & Singh (1999).
+
+The classic 13×13 map (walls included; 104 free cells, four rooms joined by four
+hallways). Observations are one-hot over the free cells; actions are up, down,
+left, right. With probability ``slip`` (default 0) the action is replaced by a
+uniformly random one. The start cell is drawn uniformly from the free cells
+other than the goal; the goal is fixed at ``GOAL = (11, 11)``, the far corner of
+the bottom-right room. Reward 1 on reaching the goal (terminated), 0 otherwise;
+episodes are truncated after ``max_steps`` (default 100).
+
+Example::
+
+    >>> env = FourRooms()
+    >>> obs, _ = env.reset(seed=0)
+    >>> obs.shape, obs.sum()
+    ((104,), 1.0)
+"""
+from __future__ import annotations
+
+import gymnasium as gym
+import numpy as np
+
+LAYOUT = """\
+wwwwwwwwwwwww
+w     w     w
+w     w     w
+w           w
+w     w     w
+w     w     w
+ww wwww     w
+w     www www
+w     w     w
+w     w     w
+w           w
+w     w     w
+wwwwwwwwwwwww"""
+
+GOAL = (11, 11)  # the bottom-right room's far corner (row, col)
+MOVES = np.array([(-1, 0), (1, 0), (0, -1), (0, 1)])  # up, down, left, right
+
+
+class FourRooms(gym.Env):
+    metadata = {"render_modes": []}
+
+    def __init__(self, config: dict | None = None):
+        config = dict(config or {})
+        self.slip = float(config.get("slip", 0.0))
+        self.max_steps = int(config.get("max_steps", 100))
+        if not 0.0 <= self.slip <= 1.0:
+            raise ValueError(f"slip={self.slip} is out of range; allowed [0, 1]")
+        if self.max_steps < 1:
+            raise ValueError(f"max_steps={self.max_steps} is out of range; allowed an integer >= 1")
+        grid = np.array([list(row) for row in LAYOUT.splitlines()])
+        self.free = grid != "w"
+        self.cells = [tuple(c) for c in np.argwhere(self.free)]
+        self.index = {c: i for i, c in enumerate(self.cells)}
+        self.goal = tuple(config.get("goal", GOAL))
+        if self.goal not in self.index:
+            raise ValueError(f"goal={self.goal} is not a free cell")
+        self.observation_space = gym.spaces.Box(0.0, 1.0, shape=(len(self.cells),), dtype=np.float32)
+        self.action_space = gym.spaces.Discrete(4)
+        self._pos, self._t = self.cells[0], 0
+
+    def _obs(self) -> np.ndarray:
+        obs = np.zeros(len(self.cells), dtype=np.float32)
+        obs[self.index[self._pos]] = 1.0
+        return obs
+
+    def reset(self, *, seed=None, options=None):
+        super().reset(seed=seed)
+        starts = [c for c in self.cells if c != self.goal]
+        self._pos = starts[self.np_random.integers(len(starts))]
+        self._t = 0
+        return self._obs(), {"cell": self._pos}
+
+    def step(self, action):
+        a = int(action)
+        if self.slip > 0 and self.np_random.random() < self.slip:
+            a = int(self.np_random.integers(4))
+        nxt = (self._pos[0] + MOVES[a][0], self._pos[1] + MOVES[a][1])
+        if self.free[nxt]:
+            self._pos = nxt
+        self._t += 1
+        at_goal = self._pos == self.goal
+        truncated = (not at_goal) and self._t >= self.max_steps
+        return self._obs(), float(at_goal), at_goal, truncated, {"cell": self._pos}
+
+    def shortest_path_lengths(self) -> dict:
+        """BFS distance from every free cell to the goal (for tests and evaluation)."""
+        dist, frontier = {self.goal: 0}, [self.goal]
+        while frontier:
+            nxt = []
+            for (r, c) in frontier:
+                for dr, dc in MOVES:
+                    n = (r + dr, c + dc)
+                    if self.free[n] and n not in dist:
+                        dist[n] = dist[(r, c)] + 1
+                        nxt.append(n)
+            frontier = nxt
+        return dist

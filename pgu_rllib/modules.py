@@ -1,0 +1,55 @@
+"""Logit-parameterised RLModules for the paper's tasks (spec §2, ``parameterisation="logit"``).
+
+Their action-distribution inputs *are* ``q_θ(s, ·)`` (τ = 1), and they have no
+value head: PPO's GAE still asks for values, so ``compute_values`` answers
+``E_{u∼π}[q_θ(s, u)]`` computed without gradient (our choice, spec §2). With
+``delta_r="q"`` the advantage column is not used at all.
+"""
+from __future__ import annotations
+
+import numpy as np
+import torch
+from ray.rllib.core.columns import Columns
+from ray.rllib.core.rl_module.apis.value_function_api import ValueFunctionAPI
+from ray.rllib.core.rl_module.torch.torch_rl_module import TorchRLModule
+
+from pgu_rllib.envs.bandit import THETA_STAR, action_embedding
+
+
+class _LogitQModule(TorchRLModule, ValueFunctionAPI):
+    def q(self, obs: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+    def _forward(self, batch, **kwargs):
+        return {Columns.ACTION_DIST_INPUTS: self.q(batch[Columns.OBS])}
+
+    def compute_values(self, batch, embeddings=None):
+        with torch.no_grad():
+            q = self.q(batch[Columns.OBS])
+            return (torch.softmax(q, -1) * q).sum(-1)
+
+
+class UnitCircleQModule(_LogitQModule):
+    """The talk's model ``q_θ(x, a) = ⟨(θ₀x₀, θ₁x₁) + θ − θ*, ψ(a)⟩``: two parameters, θ₀ = 0."""
+
+    def setup(self):
+        n = self.action_space.n
+        self.theta = torch.nn.Parameter(torch.zeros(2))
+        self.register_buffer("psi", torch.tensor(action_embedding(n), dtype=torch.float32))
+        self.register_buffer("theta_star", torch.tensor(THETA_STAR, dtype=torch.float32))
+
+    def q(self, obs):
+        phi = self.theta * obs + self.theta - self.theta_star
+        return phi @ self.psi.T
+
+
+class TabularLogitModule(_LogitQModule):
+    """A table of logits ``q(s, a)`` over one-hot states, initialised to 0 (uniform policy)."""
+
+    def setup(self):
+        n_states = int(np.prod(self.observation_space.shape))
+        self.table = torch.nn.Linear(n_states, self.action_space.n, bias=False)
+        torch.nn.init.zeros_(self.table.weight)
+
+    def q(self, obs):
+        return self.table(obs)
