@@ -16,8 +16,12 @@ $(BIN)/.installed: pyproject.toml
 
 venv: $(BIN)/.installed
 
+# The main job on the embedded default (a local Ray, the SQLite registry pgu_results/registry.db):
+# a `paper`-space search on the bandit (a few minutes on 2 cores), then the stored best.
 demo: $(BIN)/.installed
-	$(BIN)/pgu train --task cartpole --preset ppo --env-steps 20000
+	$(BIN)/pgu search --task bandit --space paper --trials 8 --max-concurrent 2 --env-steps 3000 \
+	    --heldout-seeds 3 --name demo-bandit-paper --resume-or-new
+	$(BIN)/pgu best --task bandit --space paper
 
 test: $(BIN)/.installed
 	$(BIN)/python -m pytest -q

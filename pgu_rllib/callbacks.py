@@ -60,9 +60,16 @@ class EpisodeReturns(RLlibCallback):
             "objective": mean if mean is not None else float(floor),
             "episodes_total": self._total,
             "episodes_this_iter": len(finite),
+            "node_id": _node_id(),
         }
         if task is not None and task.metrics is not None:
             result["pgu"].update(task.metrics(algorithm))
+
+
+def _node_id() -> str | None:
+    import ray
+
+    return ray.get_runtime_context().get_node_id() if ray.is_initialized() else None
 
 
 def _task_of(algorithm):
