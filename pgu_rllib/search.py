@@ -126,8 +126,8 @@ def search(task: str, space: str = "paper", trials: int = 12, *, max_concurrent:
     try:
         results = _run_tuning(name, exp_dir, trials, budget, seed, max_concurrent, base_dict, sp, reg, row.id,
                               keys, resume, progress)
-        if results.num_terminated + results.num_errors < len(results):  # Ctrl-C: Tune stopped early
-            raise KeyboardInterrupt
+        if results is not None and results.num_terminated + results.num_errors < len(results):
+            raise KeyboardInterrupt  # Ctrl-C: Tune stopped early and saved a resumable state
         candidates = _candidates(reg.trials(row.id), top_k, budget)
         if not candidates:
             raise RuntimeError(f"search {name!r}: no trial finished with a score; see {exp_dir}")
@@ -170,8 +170,19 @@ def _run_tuning(name, exp_dir, trials, budget, seed, max_concurrent, base_dict, 
 
     if resume and tune.Tuner.can_restore(str(exp_dir)):
         progress(f"[pgu search] {name}: resuming from {exp_dir}")
-        tuner = tune.Tuner.restore(str(exp_dir), trainable=PGU, resume_unfinished=True, resume_errored=True)
+        tuner = tune.Tuner.restore(str(exp_dir), trainable=PGU, resume_unfinished=True, resume_errored=True,
+                                   param_space=base_dict)  # Tune stored its objects as placeholders
         return tuner.fit()
+    if resume:  # killed before Tune saved its state: run only the trials the registry lacks
+        finished = len(reg.trials(search_id))
+        trials = trials - finished
+        progress(f"[pgu search] {name}: no Tune state to restore; {finished} trials are in the registry, "
+                 f"running the remaining {trials}")
+        if trials <= 0:
+            return None
+        import shutil
+
+        shutil.rmtree(exp_dir, ignore_errors=True)
     storage = optuna.storages.RDBStorage(url=_absolute_sqlite(reg.url))
     sampler = optuna.samplers.TPESampler(seed=seed, n_startup_trials=min(10, max(3, trials // 3)))
     searcher = OptunaSearch(space=TrialSpace(sp, 1000 * seed), metric=OBJECTIVE, mode="max", sampler=sampler,
@@ -202,10 +213,10 @@ def _absolute_sqlite(url: str) -> str:
 
 
 def _candidates(trials: list[dict], top_k: int, budget: int) -> list[dict]:
-    """Top-k distinct configurations by tuning score, preferring trials that ran the full budget."""
+    """Top-k distinct configurations: trials that ran the full budget first (by score), then
+    trials ASHA stopped early (by score), since an early score is not comparable to a full one."""
     scored = [t for t in trials if t["score"] is not None and math.isfinite(t["score"]) and t["status"] != "error"]
-    full = [t for t in scored if t["env_steps"] >= budget]
-    pool = sorted(full or scored, key=lambda t: -t["score"])
+    pool = sorted(scored, key=lambda t: (t["env_steps"] < budget, -t["score"]))
     out, seen = [], set()
     for t in pool:
         params = {k: v for k, v in t["params"].items() if k != "seed"}

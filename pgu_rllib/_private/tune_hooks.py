@@ -72,6 +72,8 @@ class RecordTrials(tune.Callback):
         steps = int(last.get(STEPS, 0))
         if status == "complete" and steps < self.budget:
             status = "stopped_early"
+        if self._done == 0:  # after a resume, count what the registry already holds
+            self._done = len(self._reg().trials(self.search_id))
         self._reg().record_trial(
             self.search_id, tune_trial_id=trial.trial_id, params=sampled_params(trial.config, self.keys),
             score=score, env_steps=steps, iterations=int(last.get("training_iteration", 0)), status=status,

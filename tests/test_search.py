@@ -1,0 +1,141 @@
+"""The search service for real: Ray Tune + OptunaSearch + SQLite registry on the bandit,
+resume after a real SIGKILL, and the bad-input matrix (exit 2, one line, nothing written)."""
+import json
+import os
+import pathlib
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+
+import optuna
+import pytest
+
+from pgu_rllib.registry import Registry
+
+SEARCH = ["--task", "bandit", "--space", "paper", "--max-concurrent", "2", "--env-steps", "1024",
+          "--top-k", "2", "--heldout-seeds", "2"]
+
+
+def pgu(*args, cwd, timeout=600):
+    return subprocess.run([sys.executable, "-m", "pgu_rllib.cli", *args], cwd=cwd, capture_output=True,
+                          text=True, timeout=timeout)
+
+
+def study_states(db: pathlib.Path, name: str) -> list[str]:
+    study = optuna.load_study(study_name=name, storage=f"sqlite:///{db}")
+    return [t.state.name for t in study.trials]
+
+
+def test_bandit_search_fills_optuna_and_the_registry(tmp_path):
+    out = pgu("search", *SEARCH, "--trials", "6", "--seed", "1", "--json", cwd=tmp_path)
+    assert out.returncode == 0, out.stderr[-3000:]
+    summary = json.loads(out.stdout.strip().splitlines()[-1])
+    assert summary["status"] == "complete" and summary["name"] == "bandit-paper-s1"
+    assert out.stderr.count("[pgu search bandit-paper-s1] trial ") == 6  # a progress line per trial
+
+    db = tmp_path / "pgu_results" / "registry.db"
+    states = study_states(db, "bandit-paper-s1")
+    assert len(states) == 6 and set(states) == {"COMPLETE"}
+
+    reg = Registry(f"sqlite:///{db}")
+    search_row = reg.get_search("bandit-paper-s1")
+    assert search_row.status == "complete"
+    trials = reg.trials(search_row.id)
+    assert len(trials) == 6 and all(t["score"] is not None for t in trials)
+    assert {t["params"]["seed"] for t in trials} == set(range(1000, 1006))  # tuning seeds
+    best = reg.best("bandit", "paper")
+    assert best["search_name"] == "bandit-paper-s1"
+    assert len(best["heldout_scores"]) == 2 and best["protocol"]["test_seeds"] == [1_001_000, 1_001_001]
+    assert not set(best["protocol"]["test_seeds"]) & set(best["protocol"]["tuning_seeds"])
+    assert 0.5 < best["heldout_mean"] <= 0.7538 + 1e-3  # the optimal policy's expected reward is 0.7538
+    assert best["versions"]["ray"] == "2.60.0" and best["versions"]["torch"].startswith("2.13.0")
+    assert len(reg.evaluations(search_row.id)) == 4  # top-2 x 2 seeds
+
+    # the readers: best, export, train --from-best
+    shown = pgu("best", "--task", "bandit", "--json", cwd=tmp_path)
+    assert json.loads(shown.stdout)[0]["heldout_mean"] == pytest.approx(best["heldout_mean"])
+    exported = pgu("export", "--task", "bandit", "--format", "yaml", cwd=tmp_path)
+    import yaml
+    doc = yaml.safe_load(exported.stdout)
+    assert doc["bandit"]["paper"]["overrides"] == best["params"]
+    trained = pgu("train", "--task", "bandit", "--from-best", "--env-steps", "512", "--json", cwd=tmp_path)
+    assert trained.returncode == 0, trained.stderr[-2000:]
+    assert all(json.loads(trained.stdout.splitlines()[-1])["config"][k] == v for k, v in best["params"].items())
+    # a TensorBoard event file per trial
+    assert len(list((tmp_path / "pgu_results" / "tune").rglob("events.out.tfevents.*"))) >= 6
+
+
+def _registry_trial_count(db: pathlib.Path) -> int:
+    if not db.exists():
+        return 0
+    try:
+        with sqlite3.connect(db) as con:
+            return con.execute("select count(*) from pgu_trials").fetchone()[0]
+    except sqlite3.OperationalError:
+        return 0
+
+
+def test_resume_after_sigkill_keeps_completed_trials(tmp_path):
+    args = ["search", *SEARCH, "--trials", "8", "--seed", "2", "--name", "killed"]
+    proc = subprocess.Popen([sys.executable, "-m", "pgu_rllib.cli", *args], cwd=tmp_path,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    db = tmp_path / "pgu_results" / "registry.db"
+    deadline = time.time() + 400
+    while _registry_trial_count(db) < 3 and time.time() < deadline and proc.poll() is None:
+        time.sleep(1)
+    time.sleep(3)
+    assert proc.poll() is None, "the search finished before it could be killed"
+    os.killpg(proc.pid, signal.SIGKILL)  # the driver and the Ray it started, no clean-up
+    proc.wait()
+    subprocess.run(["pkill", "-9", "-f", f"{tmp_path}"], check=False)  # stray Ray workers of that session
+
+    reg = Registry(f"sqlite:///{db}")
+    before = {t["tune_trial_id"]: t for t in reg.trials(reg.get_search("killed").id)}
+    assert 3 <= len(before) < 8
+    assert reg.best("bandit", "paper") is None  # nothing half-written
+    assert reg.get_search("killed").status == "running"
+
+    out = pgu(*args, "--resume", "--json", cwd=tmp_path)
+    assert out.returncode == 0, out.stderr[-3000:]
+    after = {t["tune_trial_id"]: t for t in reg.trials(reg.get_search("killed").id)}
+    assert len(after) == 8
+    for trial_id, row in before.items():  # neither lost nor re-run
+        assert after[trial_id] == row
+    states = study_states(db, "killed")
+    assert states.count("COMPLETE") == 8
+    assert reg.get_search("killed").status == "complete"
+    assert reg.best("bandit", "paper")["search_name"] == "killed"
+
+
+@pytest.mark.parametrize("space_text,args,needle", [
+    ("params: {form: {choice: [Q, V]}\n", [], "not valid YAML"),
+    ("params:\n  lr: {normal: [0, 1]}\n", [], "lr: unknown or missing distribution (normal)"),
+    ("params:\n  lr: {uniform: [0.1, 0.1]}\n", [], "lr: empty range uniform [0.1, 0.1]"),
+    ("params:\n  colour: {choice: [red]}\n", [], "unknown key 'colour'"),
+    ("params:\n  lr: {loguniform: [0, 1]}\n", [], "loguniform needs lo > 0"),
+    ("base_preset: sgd\nparams:\n  lr: {fixed: 0.1}\n", [], "base_preset 'sgd' is unknown"),
+    (None, ["--task", "pong"], "unknown task 'pong'; known: bandit"),
+    (None, ["--space", "nosuch"], "unknown search space 'nosuch'; shipped: full, mla, paper, ppo_knobs"),
+    (None, ["--registry", "not a url"], "registry URL 'not a url' is malformed"),
+    (None, ["--registry", "postgresql://pgu:secret@127.0.0.1:1/pgu"], "registry postgresql://pgu:***@127.0.0.1:1/pgu is unreachable"),
+    (None, ["--registry", "nosuchdialect://x"], "registry URL 'nosuchdialect://x' cannot be used"),
+    (None, ["--trials", "0"], "argument --trials: '0' must be > 0"),
+])
+def test_bad_input_exits_2_with_one_line_and_writes_nothing(tmp_path, space_text, args, needle):
+    base = {"--task": "bandit", "--space": "paper", "--trials": "2"}
+    if space_text is not None:
+        (tmp_path / "space.yaml").write_text(space_text)
+        base["--space"] = str(tmp_path / "space.yaml")
+    for flag, value in zip(args[::2], args[1::2]):
+        base[flag] = value
+    argv = [item for pair in base.items() for item in pair]
+    before = set(tmp_path.iterdir())
+    out = pgu("search", *argv, cwd=tmp_path, timeout=120)
+    assert out.returncode == 2, out.stderr[-2000:]
+    assert needle in out.stderr, out.stderr
+    error_lines = [line for line in out.stderr.splitlines() if "error" in line.lower()]
+    assert len(error_lines) == 1 and "secret" not in out.stderr
+    assert set(tmp_path.iterdir()) == before  # nothing written
+    assert out.stdout == ""
