@@ -6,7 +6,7 @@ BIN    := $(VENV)/bin
 # The CPU wheel of torch 2.13.0 lies on this machine's disk; elsewhere pip takes it from PyPI.
 FIND_LINKS := $(if $(wildcard /opt/wheels),--find-links /opt/wheels,)
 
-.PHONY: demo test venv clean
+.PHONY: demo test venv clean postgres
 
 $(BIN)/.installed: pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -23,7 +23,12 @@ demo: $(BIN)/.installed
 	    --heldout-seeds 3 --name demo-bandit-paper-$$(date +%Y%m%d-%H%M%S)
 	$(BIN)/pgu best --task bandit --space paper
 
-test: $(BIN)/.installed
+# The registry tests start a real PostgreSQL server: install Debian's package when it is missing.
+postgres:
+	@command -v initdb >/dev/null || ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || \
+	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null)
+
+test: $(BIN)/.installed postgres
 	$(BIN)/python -m pytest -q
 
 clean:
