@@ -17,7 +17,8 @@ from pgu_rllib.scales import make_scale
 from pgu_rllib.update_rule import UpdateRule
 
 __version__ = "0.1.0"
-__all__ = ["PGU", "PGUConfig", "PGUTorchLearner", "PRESETS", "UpdateRule", "make_scale", "__version__"]
+__all__ = ["PGU", "PGUConfig", "PGUTorchLearner", "PRESETS", "UpdateRule", "best", "export", "make_scale",
+           "search", "__version__"]
 
 
 def __getattr__(name):  # lazy: keep `import pgu_rllib.scales` free of Ray
@@ -25,6 +26,10 @@ def __getattr__(name):  # lazy: keep `import pgu_rllib.scales` free of Ray
         from pgu_rllib import algorithm
 
         return getattr(algorithm, name)
+    if name in ("search", "best", "export"):
+        from pgu_rllib import search_service
+
+        return getattr(search_service, name)
     if name == "PGUTorchLearner":
         from pgu_rllib.learner import PGUTorchLearner
 

@@ -74,7 +74,7 @@ def cmd_train(args) -> int:
 
     overrides = _parse_sets(args.set)
     if args.from_best:
-        from pgu_rllib.search import best
+        from pgu_rllib.search_service import best
 
         row = best(args.task, args.space, registry=args.registry)
         if row is None:
@@ -98,7 +98,7 @@ def cmd_train(args) -> int:
 
 
 def cmd_search(args) -> int:
-    from pgu_rllib.search import search
+    from pgu_rllib.search_service import search
     from pgu_rllib.training import json_safe
 
     import contextlib
@@ -129,7 +129,7 @@ def cmd_search(args) -> int:
 
 def cmd_best(args) -> int:
     from pgu_rllib.registry import Registry
-    from pgu_rllib.search import _db_exists
+    from pgu_rllib.search_service import _db_exists
     from pgu_rllib.tasks import get_task
     from pgu_rllib.training import json_safe
 
@@ -153,7 +153,7 @@ def cmd_best(args) -> int:
 
 
 def cmd_export(args) -> int:
-    from pgu_rllib.search import export
+    from pgu_rllib.search_service import export
 
     text = export(args.task, registry=args.registry, fmt=args.format)
     if args.out:
