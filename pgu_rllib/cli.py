@@ -166,6 +166,28 @@ def cmd_export(args) -> int:
     return 0
 
 
+def cmd_report(args) -> int:
+    from pgu_rllib.report import report
+
+    page = report(args.name, args.out, registry=args.registry)
+    print(f"wrote {page} ({len(list(page.parent.glob('*.png')))} plots)")
+    return 0
+
+
+def cmd_dashboard(args) -> int:
+    import optuna_dashboard
+
+    from pgu_rllib.registry import Registry
+    from pgu_rllib.search_service import _absolute_sqlite
+
+    reg = Registry(args.registry)
+    reg.check_reachable()
+    print(f"optuna-dashboard for {reg.safe_url} at http://{args.host}:{args.port}/ (Ctrl-C stops)",
+          file=sys.stderr, flush=True)
+    optuna_dashboard.run_server(_absolute_sqlite(args.registry), host=args.host, port=args.port)
+    return 0
+
+
 def _fraction(text: str) -> float:
     try:
         v = float(text)
@@ -223,6 +245,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--registry", default=DEFAULT_REGISTRY)
     p.add_argument("--out", help="file to write (default: stdout)")
     p.set_defaults(fn=cmd_export)
+
+    p = sub.add_parser("report", help="an HTML page with plots of one search")
+    p.add_argument("--name", required=True, help="the search name")
+    p.add_argument("--out", required=True, help="output folder (index.html and PNGs)")
+    p.add_argument("--registry", default=DEFAULT_REGISTRY)
+    p.set_defaults(fn=cmd_report)
+
+    p = sub.add_parser("dashboard", help="serve optuna-dashboard for the registry's studies")
+    p.add_argument("--registry", default=DEFAULT_REGISTRY)
+    p.add_argument("--host", default="127.0.0.1", help="bind address (default loopback only)")
+    p.add_argument("--port", type=_positive_int, default=8080)
+    p.set_defaults(fn=cmd_dashboard)
     return parser
 
 

@@ -2,6 +2,7 @@
 SUCCEEDED, trials on more than one node (node ids in the registry), the best row stored; the
 cluster is torn down even when the test fails."""
 import os
+import re
 import socket
 import sqlite3
 import subprocess
@@ -66,7 +67,7 @@ def test_ray_job_submit_runs_a_search_across_nodes(cluster):
     assert submit.returncode == 0, log[-4000:]
     assert "succeeded" in log.lower()
     assert token not in log  # no secrets in logs
-    job_id = next(w for w in log.split() if w.startswith("raysubmit_")).strip("'.:")
+    job_id = re.search(r"raysubmit_[A-Za-z0-9]+", log).group(0)
     status = subprocess.run([f"{VENV_BIN}/ray", "job", "status", job_id], cwd=ROOT, env=env, capture_output=True,
                             text=True, timeout=120)
     assert "SUCCEEDED" in status.stdout + status.stderr

@@ -28,9 +28,17 @@ def study_states(db: pathlib.Path, name: str) -> list[str]:
     return [t.state.name for t in study.trials]
 
 
-def test_bandit_search_fills_optuna_and_the_registry(tmp_path):
-    out = pgu("search", *SEARCH, "--trials", "6", "--seed", "1", "--json", cwd=tmp_path)
+@pytest.fixture(scope="module")
+def searched(tmp_path_factory):
+    """One real search (6 trials, 2 concurrent) shared by the readers below."""
+    cwd = tmp_path_factory.mktemp("search")
+    out = pgu("search", *SEARCH, "--trials", "6", "--seed", "1", "--json", cwd=cwd)
     assert out.returncode == 0, out.stderr[-3000:]
+    return cwd, out
+
+
+def test_bandit_search_fills_optuna_and_the_registry(searched):
+    tmp_path, out = searched
     summary = json.loads(out.stdout.strip().splitlines()[-1])
     assert summary["status"] == "complete" and summary["name"] == "bandit-paper-s1"
     assert out.stderr.count("[pgu search bandit-paper-s1] trial ") == 6  # a progress line per trial
@@ -52,19 +60,81 @@ def test_bandit_search_fills_optuna_and_the_registry(tmp_path):
     assert 0.5 < best["heldout_mean"] <= 0.7538 + 1e-3  # the optimal policy's expected reward is 0.7538
     assert best["versions"]["ray"] == "2.60.0" and best["versions"]["torch"].startswith("2.13.0")
     assert len(reg.evaluations(search_row.id)) == 4  # top-2 x 2 seeds
+    # a TensorBoard event file per trial
+    assert len(list((tmp_path / "pgu_results" / "tune").rglob("events.out.tfevents.*"))) >= 6
 
-    # the readers: best, export, train --from-best
+
+def test_best_export_and_train_from_best(searched):
+    tmp_path, _ = searched
+    best = Registry(f"sqlite:///{tmp_path}/pgu_results/registry.db").best("bandit", "paper")
     shown = pgu("best", "--task", "bandit", "--json", cwd=tmp_path)
     assert json.loads(shown.stdout)[0]["heldout_mean"] == pytest.approx(best["heldout_mean"])
     exported = pgu("export", "--task", "bandit", "--format", "yaml", cwd=tmp_path)
     import yaml
     doc = yaml.safe_load(exported.stdout)
     assert doc["bandit"]["paper"]["overrides"] == best["params"]
+    assert doc["bandit"]["paper"]["heldout"]["scores"] == best["heldout_scores"]
     trained = pgu("train", "--task", "bandit", "--from-best", "--env-steps", "512", "--json", cwd=tmp_path)
     assert trained.returncode == 0, trained.stderr[-2000:]
     assert all(json.loads(trained.stdout.splitlines()[-1])["config"][k] == v for k, v in best["params"].items())
-    # a TensorBoard event file per trial
-    assert len(list((tmp_path / "pgu_results" / "tune").rglob("events.out.tfevents.*"))) >= 6
+    none = pgu("train", "--task", "cartpole", "--from-best", cwd=tmp_path)
+    assert none.returncode == 2 and "no best configuration for task 'cartpole'" in none.stderr
+
+
+def _png_is_real(path: pathlib.Path) -> bool:
+    import matplotlib.image
+
+    img = matplotlib.image.imread(path)
+    return img.shape[0] >= 200 and img.shape[1] >= 300 and float(img[..., :3].std()) > 0.02
+
+
+def test_report_page_with_real_plots(searched):
+    tmp_path, _ = searched
+    out = pgu("report", "--name", "bandit-paper-s1", "--out", str(tmp_path / "report"), cwd=tmp_path)
+    assert out.returncode == 0, out.stderr[-2000:]
+    page = (tmp_path / "report" / "index.html").read_text()
+    pngs = sorted((tmp_path / "report").glob("*.png"))
+    assert [p.name for p in pngs] == ["alphas.png", "curves.png", "form_scale.png", "heldout.png", "importances.png"]
+    for png in pngs:
+        assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+        assert _png_is_real(png), png
+        assert f'src="{png.name}"' in page
+    assert "held-out" in page and "bandit-paper-s1" in page
+    missing = pgu("report", "--name", "nosuch", "--out", str(tmp_path / "r2"), cwd=tmp_path)
+    assert missing.returncode == 2 and "no search named 'nosuch'" in missing.stderr
+
+
+def test_dashboard_serves_the_study_on_loopback(searched):
+    import socket
+    import urllib.request
+
+    tmp_path, _ = searched
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    proc = subprocess.Popen([sys.executable, "-m", "pgu_rllib.cli", "dashboard", "--port", str(port)], cwd=tmp_path,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        body = None
+        for _ in range(60):
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/studies", timeout=2) as r:
+                    body = json.loads(r.read())
+                break
+            except OSError:
+                time.sleep(0.5)
+        assert body is not None, "dashboard did not answer"
+        names = [s["study_name"] for s in body["studies"]]
+        assert "bandit-paper-s1" in names
+        study = next(s for s in body["studies"] if s["study_name"] == "bandit-paper-s1")
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/studies/{study['study_id']}", timeout=5) as r:
+            detail = json.loads(r.read())
+        assert len(detail["trials"]) == 6
+        listening = subprocess.run(["ss", "-ltn"], capture_output=True, text=True).stdout
+        assert f"127.0.0.1:{port}" in listening and f"0.0.0.0:{port}" not in listening
+    finally:
+        proc.terminate()
+        proc.wait(timeout=20)
 
 
 def _registry_trial_count(db: pathlib.Path) -> int:
