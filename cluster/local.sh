@@ -69,10 +69,14 @@ up() {
     [ "$(nodes_alive)" -ge "$want" ] && break
     sleep 1
   done
-  for _ in $(seq 1 60); do   # the Jobs API answers once the head's job agent is up
-    RAY_ADDRESS="http://127.0.0.1:$DASHBOARD_PORT" "$RAY" job list >/dev/null 2>&1 && break
+  ready=0
+  for _ in $(seq 1 90); do   # ready once the head's job agent takes a job (listing jobs is not enough)
+    if RAY_ADDRESS="http://127.0.0.1:$DASHBOARD_PORT" "$RAY" job submit --no-wait -- true >/dev/null 2>&1; then
+      ready=1; break
+    fi
     sleep 1
   done
+  [ "$ready" = 1 ] || { echo "the Jobs API did not accept a job within 90 s; see $DIR/ray/session_latest/logs" >&2; exit 1; }
   echo "local Ray cluster up: $(nodes_alive) nodes, dashboard and Jobs API http://127.0.0.1:$DASHBOARD_PORT"
   echo "shared results folder: $DIR/results; token: $DIR/auth_token"
   echo "export this environment (or: eval \"\$(cluster/local.sh env)\"):"

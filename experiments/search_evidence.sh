@@ -11,7 +11,7 @@ run() {  # task space trials steps top_k seeds
       --max-concurrent 2 --seed 0 --registry "$REG" --storage-path /tmp/pgu_evidence --name "evidence-$1-$2" \
       --json 2> "docs/results/evidence_$1_$2.log" | tail -1 > "docs/results/evidence_$1_$2.json"
 }
-run bandit mla 12 3072 3 5
-run bandit ppo_knobs 12 3072 3 5
-run hopper mla 6 40000 2 3
-run hopper ppo_knobs 6 40000 2 3
+run bandit mla 10 2048 3 3
+run bandit ppo_knobs 10 2048 3 3
+run hopper mla 4 30000 2 2
+run hopper ppo_knobs 4 30000 2 2

@@ -178,7 +178,8 @@ def report(name: str, out: str | pathlib.Path, registry: str = DEFAULT_URL) -> p
     esc = html.escape
     best_html = "<p>No best configuration stored by this search yet.</p>"
     if best and winner is not None:
-        rows = "".join(f"<tr><td>{esc(str(k))}</td><td>{esc(str(v))}</td></tr>" for k, v in best["config"].items())
+        rows = "".join(f"<tr><td>{esc(str(k))}</td><td>{esc(f'{v:.4g}' if isinstance(v, float) else str(v))}</td></tr>"
+                       for k, v in best["config"].items())
         best_html = (f"<p><b>held-out {best['heldout_mean']:.4g} ± {best['heldout_std']:.3g}</b> "
                      f"(median {best['heldout_median']:.4g}; seeds {esc(str(best['protocol']['test_seeds']))}; "
                      f"scores {esc(', '.join(f'{s:.4g}' for s in best['heldout_scores']))}), "

@@ -163,10 +163,12 @@ def _run_tuning(name, exp_dir, trials, budget, seed, max_concurrent, base_dict, 
     import optuna
     from ray import tune
     from ray.tune.schedulers import ASHAScheduler
-    from ray.tune.search.optuna import OptunaSearch
 
-    from pgu_rllib._private.tune_hooks import OBJECTIVE, STEPS, RecordTrials, TrialSpace, short_dirname
+    from pgu_rllib._private.tune_hooks import (OBJECTIVE, STEPS, BudgetOrFinished, RecordTrials,
+                                               ResumableOptunaSearch, TrialSpace, short_dirname)
     from pgu_rllib.algorithm import PGU
+
+    os.environ.setdefault("TUNE_GLOBAL_CHECKPOINT_S", "0")  # save Tune's state every loop: resume loses least
 
     if resume and tune.Tuner.can_restore(str(exp_dir)):
         progress(f"[pgu search] {name}: resuming from {exp_dir}")
@@ -185,8 +187,8 @@ def _run_tuning(name, exp_dir, trials, budget, seed, max_concurrent, base_dict, 
         shutil.rmtree(exp_dir, ignore_errors=True)
     storage = optuna.storages.RDBStorage(url=_absolute_sqlite(reg.url))
     sampler = optuna.samplers.TPESampler(seed=seed, n_startup_trials=min(10, max(3, trials // 3)))
-    searcher = OptunaSearch(space=TrialSpace(sp, 1000 * seed), metric=OBJECTIVE, mode="max", sampler=sampler,
-                            study_name=name, storage=storage)
+    searcher = ResumableOptunaSearch(space=TrialSpace(sp, 1000 * seed), metric=OBJECTIVE, mode="max",
+                                     sampler=sampler, study_name=name, storage=storage)
     grace = max(budget // 9, int(base_dict.get("_train_batch_size_per_learner") or 1))
     scheduler = ASHAScheduler(time_attr=STEPS, max_t=budget, grace_period=min(grace, budget), reduction_factor=3)
     tuner = tune.Tuner(
@@ -195,7 +197,8 @@ def _run_tuning(name, exp_dir, trials, budget, seed, max_concurrent, base_dict, 
                                     num_samples=trials, max_concurrent_trials=max_concurrent,
                                     trial_dirname_creator=short_dirname),
         run_config=tune.RunConfig(
-            name=name, storage_path=str(exp_dir.parent), stop={STEPS: budget}, verbose=0,
+            name=name, storage_path=str(exp_dir.parent), stop=BudgetOrFinished(budget, reg.url, search_id),
+            verbose=0,
             callbacks=[RecordTrials(reg.url, search_id, keys, trials, budget, f"search {name}")],
             failure_config=tune.FailureConfig(max_failures=0),
             checkpoint_config=tune.CheckpointConfig(checkpoint_at_end=False)))

@@ -26,6 +26,7 @@ def cluster():
     root = tempfile.mkdtemp(prefix="pgu-cluster-")
     env = {**os.environ, "PGU_CLUSTER_DIR": root, "PGU_CLUSTER_PORT": str(_free_port()),
            "PGU_DASHBOARD_PORT": str(_free_port()), "PGU_CLIENT_PORT": "10001",
+           "PGU_AGENT_PORT": str(_free_port()),
            "PGU_VENV": os.path.dirname(VENV_BIN)}
     for key in ("RAY_ADDRESS", "RAY_AUTH_TOKEN", "RAY_AUTH_MODE"):
         env.pop(key, None)

@@ -124,9 +124,9 @@ def test_dashboard_serves_the_study_on_loopback(searched):
             except OSError:
                 time.sleep(0.5)
         assert body is not None, "dashboard did not answer"
-        names = [s["study_name"] for s in body["studies"]]
+        names = [s["study_name"] for s in body["study_summaries"]]
         assert "bandit-paper-s1" in names
-        study = next(s for s in body["studies"] if s["study_name"] == "bandit-paper-s1")
+        study = next(s for s in body["study_summaries"] if s["study_name"] == "bandit-paper-s1")
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/studies/{study['study_id']}", timeout=5) as r:
             detail = json.loads(r.read())
         assert len(detail["trials"]) == 6

@@ -5,10 +5,53 @@ import math
 import sys
 import time
 
+import optuna
 from ray import tune
+from ray.tune.search.optuna import OptunaSearch
 
 OBJECTIVE = "pgu/objective"
 STEPS = "num_env_steps_sampled_lifetime"
+
+
+class ResumableOptunaSearch(OptunaSearch):
+    """``OptunaSearch`` that tolerates a resume re-running a trial Optuna already finished (a kill
+    between Optuna's ``tell`` and Tune's state save): updates to a finished Optuna trial are
+    dropped instead of failing the search."""
+
+    def on_trial_result(self, trial_id, result):
+        try:
+            super().on_trial_result(trial_id, result)
+        except optuna.exceptions.UpdateFinishedTrialError:
+            pass
+
+    def on_trial_complete(self, trial_id, result=None, error=False):
+        try:
+            super().on_trial_complete(trial_id, result, error)
+        except optuna.exceptions.UpdateFinishedTrialError:
+            self._ot_trials.pop(trial_id, None)
+
+
+class BudgetOrFinished(tune.Stopper):
+    """Stop at the env-step budget, or at once for a trial the registry already holds as finished
+    (a resume restarted it because Tune's last saved state predates its end)."""
+
+    def __init__(self, budget: int, registry_url: str, search_id: int):
+        self.budget, self.registry_url, self.search_id = budget, registry_url, search_id
+        self._finished = None
+
+    def __getstate__(self):
+        return {**self.__dict__, "_finished": None}  # re-read the registry after a restore
+
+    def __call__(self, trial_id, result) -> bool:
+        if self._finished is None:
+            from pgu_rllib.registry import Registry
+
+            rows = Registry(self.registry_url).trials(self.search_id)
+            self._finished = {t["tune_trial_id"] for t in rows if t["status"] != "error"}
+        return trial_id in self._finished or int(result.get(STEPS, 0)) >= self.budget
+
+    def stop_all(self) -> bool:
+        return False
 
 
 class TrialSpace:
@@ -47,6 +90,7 @@ class RecordTrials(tune.Callback):
         self._curves: dict[str, list] = {}
         self._done, self._best, self._t0 = 0, None, time.time()
         self._registry = None
+        self._known = None
 
     def _reg(self):
         if self._registry is None:
@@ -57,7 +101,7 @@ class RecordTrials(tune.Callback):
 
     def __getstate__(self):  # the engine is not picklable; Tune pickles callbacks for restore
         state = dict(self.__dict__)
-        state["_registry"] = None
+        state["_registry"] = state["_known"] = None
         return state
 
     def on_trial_result(self, iteration, trials, trial, result, **info):
@@ -66,6 +110,10 @@ class RecordTrials(tune.Callback):
             self._curves.setdefault(trial.trial_id, []).append([int(result.get(STEPS, 0)), float(obj)])
 
     def _record(self, trial, status: str) -> None:
+        if self._known is None:  # rows written before a restore are final: never rewrite them
+            self._known = {t["tune_trial_id"] for t in self._reg().trials(self.search_id) if t["status"] != "error"}
+        if trial.trial_id in self._known:
+            return
         last = trial.last_result or {}
         pgu = last.get("pgu", {})
         score = pgu.get("objective")
