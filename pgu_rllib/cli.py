@@ -109,7 +109,7 @@ def cmd_search(args) -> int:
                          storage_path=args.storage_path, name=args.name, resume=args.resume,
                          gpus_per_trial=args.gpus_per_trial, top_k=args.top_k,
                          heldout_seeds=args.heldout_seeds)
-    if summary["status"] != "complete":
+    if summary["status"] != "complete":  # interrupted (Ctrl-C): resumable, exit like SIGINT does
         if args.json:
             print(json.dumps(json_safe(summary)))
         return 130

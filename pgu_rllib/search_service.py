@@ -126,7 +126,8 @@ def search(task: str, space: str = "paper", trials: int = 12, *, max_concurrent:
     try:
         results = _run_tuning(name, exp_dir, trials, budget, seed, max_concurrent, base_dict, sp, reg, row.id,
                               keys, resume, progress)
-        if results is not None and results.num_terminated + results.num_errors < len(results):
+        finished = len(reg.trials(row.id))
+        if finished < trials or (results is not None and results.num_terminated + results.num_errors < len(results)):
             raise KeyboardInterrupt  # Ctrl-C: Tune stopped early and saved a resumable state
         candidates = _candidates(reg.trials(row.id), top_k, budget)
         if not candidates:
@@ -265,9 +266,11 @@ def _run_heldout(name, exp_dir, candidates, base_dict, budget, seed, n_seeds, ma
                              "params": candidates[job["candidate"]]["params"], "score": float(result.metrics["score"]),
                              "node_id": result.metrics.get("node_id")})
         reg.record_evaluations(search_id, rows)
-        unfinished = len(jobs) - len(rows)
-        if unfinished:
-            raise RuntimeError(f"{unfinished} held-out run(s) did not finish; rerun with --resume")
+        if len(rows) < len(jobs):
+            errors = [r.error for r in grid if r.error is not None]
+            if errors:
+                raise RuntimeError(f"{len(errors)} held-out run(s) failed: {str(errors[0]).splitlines()[0]}")
+            raise KeyboardInterrupt  # stopped part-way: the finished runs are stored, --resume does the rest
     return reg.evaluations(search_id)
 
 

@@ -179,6 +179,35 @@ def test_resume_after_sigkill_keeps_completed_trials(tmp_path):
     assert reg.best("bandit", "paper")["search_name"] == "killed"
 
 
+def test_ctrl_c_stops_cleanly_and_resume_finishes(tmp_path):
+    """SIGINT (Ctrl-C) part-way: exit 130, the search is 'interrupted' with its finished trials kept
+    and no best row; --resume runs the rest."""
+    args = ["search", *SEARCH, "--trials", "6", "--seed", "3", "--name", "ctrlc"]
+    proc = subprocess.Popen([sys.executable, "-m", "pgu_rllib.cli", *args], cwd=tmp_path,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    db = tmp_path / "pgu_results" / "registry.db"
+    deadline = time.time() + 400
+    while _registry_trial_count(db) < 2 and time.time() < deadline and proc.poll() is None:
+        time.sleep(1)
+    assert proc.poll() is None, "the search finished before Ctrl-C"
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=300)
+    assert proc.returncode == 130, err[-3000:]
+    assert "interrupted" in err and "--resume" in err
+    reg = Registry(f"sqlite:///{db}")
+    assert reg.get_search("ctrlc").status == "interrupted"
+    kept = {t["tune_trial_id"] for t in reg.trials(reg.get_search("ctrlc").id)}
+    assert 2 <= len(kept) < 6
+    assert reg.best("bandit", "paper") is None
+
+    resumed = pgu(*args, "--resume", "--json", cwd=tmp_path)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    rows = reg.trials(reg.get_search("ctrlc").id)
+    assert len(rows) == 6 and kept <= {t["tune_trial_id"] for t in rows}
+    assert reg.get_search("ctrlc").status == "complete"
+    assert study_states(db, "ctrlc").count("COMPLETE") == 6
+
+
 @pytest.mark.parametrize("space_text,args,needle", [
     ("params: {form: {choice: [Q, V]}\n", [], "not valid YAML"),
     ("params:\n  lr: {normal: [0, 1]}\n", [], "lr: unknown or missing distribution (normal)"),
