@@ -25,6 +25,12 @@ from pgu_rllib.registry import DEFAULT_URL, Registry  # noqa: E402
 FIGSIZE = (6.4, 4.2)
 
 
+def _finish(fig, path) -> None:
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
 def _message(ax, text):
     ax.text(0.5, 0.5, text, ha="center", va="center", fontsize=11, wrap=True)
     ax.set_axis_off()
@@ -46,9 +52,7 @@ def plot_curves(trials, path, top=6):
         ax.legend(fontsize=7)
     else:
         _message(ax, "no trial reported a curve")
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+    _finish(fig, path)
 
 
 def plot_alphas(trials, path):
@@ -65,9 +69,7 @@ def plot_alphas(trials, path):
         ax.grid(alpha=0.3)
     else:
         _message(ax, "no trial sampled α_o and α_r (scale mla)")
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+    _finish(fig, path)
 
 
 def plot_form_scale(trials, path, defaults):
@@ -97,9 +99,7 @@ def plot_form_scale(trials, path, defaults):
         ax.set_title("score by form × scale")
     else:
         _message(ax, "no scored trial")
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+    _finish(fig, path)
 
 
 def plot_importances(storage_url, study_name, path):
@@ -115,9 +115,7 @@ def plot_importances(storage_url, study_name, path):
         ax.set_title("Optuna parameter importances")
     except Exception as err:  # too few trials, one-valued params
         _message(ax, f"importances unavailable: {str(err).splitlines()[0][:90]}")
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+    _finish(fig, path)
 
 
 def plot_heldout(evaluations, winner_params, path):
@@ -137,9 +135,7 @@ def plot_heldout(evaluations, winner_params, path):
         ax.grid(alpha=0.3)
     else:
         _message(ax, "no held-out evaluation yet")
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+    _finish(fig, path)
 
 
 def _score(value) -> str:
