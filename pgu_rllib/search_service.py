@@ -190,7 +190,9 @@ def _run_tuning(name, exp_dir, trials, budget, seed, max_concurrent, base_dict, 
     sampler = optuna.samplers.TPESampler(seed=seed, n_startup_trials=min(10, max(3, trials // 3)))
     searcher = ResumableOptunaSearch(space=TrialSpace(sp, 1000 * seed), metric=OBJECTIVE, mode="max",
                                      sampler=sampler, study_name=name, storage=storage)
-    grace = max(budget // 9, int(base_dict.get("_train_batch_size_per_learner") or 1))
+    # First rung: a ninth of the budget, but never before 3 training iterations (one iteration's
+    # objective is noise: on the bandit it is the initial policy's score for every trial).
+    grace = max(budget // 9, 3 * int(base_dict.get("_train_batch_size_per_learner") or 1))
     scheduler = ASHAScheduler(time_attr=STEPS, max_t=budget, grace_period=min(grace, budget), reduction_factor=3)
     tuner = tune.Tuner(
         PGU, param_space=base_dict,
