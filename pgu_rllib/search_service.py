@@ -94,6 +94,10 @@ def search(task: str, space: str = "paper", trials: int = 12, *, max_concurrent:
     name = name or f"{task}-{sp.name}-s{seed}"
     reg = Registry(registry)
     reg.check_reachable()
+    reg = Registry(_absolute_sqlite(registry))  # a relative SQLite path means the cwd of now
+    if os.environ.get("RAY_ADDRESS") and (not pathlib.Path(storage_path).is_absolute() or registry == DEFAULT_URL):
+        progress("[pgu search] warning: inside a Ray job the working directory is a temporary copy that Ray "
+                 "deletes; pass --storage-path and --registry on shared storage to keep the results")
     exp_dir = pathlib.Path(storage_path).resolve() / name
     existing = reg.get_search(name) if _db_exists(reg) else None
     if resume and existing is None and not exp_dir.exists():
