@@ -154,7 +154,7 @@ def test_form_p_logit_is_unbiased_monte_carlo():
     the per-sample update, per coordinate (a false failure has probability < 1e-5)."""
     z0, r_bar = _bandit(seed=1)
     g = torch.Generator().manual_seed(7)
-    n, k = 400_000, len(z0)
+    n = 400_000
     pi = torch.softmax(z0, -1)
     a = torch.multinomial(pi, n, replacement=True, generator=g)
     R = torch.bernoulli(r_bar[a], generator=g)

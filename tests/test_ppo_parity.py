@@ -8,7 +8,6 @@ from ray.rllib.algorithms.ppo import PPOConfig
 from ray.rllib.env.single_agent_env_runner import SingleAgentEnvRunner
 
 from pgu_rllib import PRESETS, PGUConfig
-from pgu_rllib.tasks import get_task
 
 BATCH = 512
 
