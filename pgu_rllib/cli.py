@@ -128,15 +128,13 @@ def cmd_search(args) -> int:
 
 
 def cmd_best(args) -> int:
-    from pgu_rllib.registry import Registry
-    from pgu_rllib.search_service import _db_exists
+    from pgu_rllib.search_service import open_existing
     from pgu_rllib.tasks import get_task
     from pgu_rllib.training import json_safe
 
     get_task(args.task)
-    reg = Registry(args.registry)
-    reg.check_reachable()
-    rows = reg.connect().best_rows(args.task, args.space) if _db_exists(reg) else []
+    reg = open_existing(args.registry)
+    rows = reg.best_rows(args.task, args.space) if reg else []
     if args.json:
         print(json.dumps(json_safe(rows), default=str))
         return 0 if rows else 1

@@ -144,13 +144,12 @@ def _score(value) -> str:
 
 def report(name: str, out: str | pathlib.Path, registry: str = DEFAULT_URL) -> pathlib.Path:
     """Write ``out/index.html`` and its PNGs for search ``name``; return the page's path."""
-    from pgu_rllib.search_service import _absolute_sqlite, _db_exists
+    from pgu_rllib.search_service import _absolute_sqlite, open_existing
 
-    reg = Registry(registry)
-    reg.check_reachable()
-    row = reg.get_search(name) if _db_exists(reg) else None
+    reg = open_existing(registry)
+    row = reg.get_search(name) if reg else None
     if row is None:
-        raise ValueError(f"no search named {name!r} in {reg.safe_url}")
+        raise ValueError(f"no search named {name!r} in {Registry(registry).safe_url}")
     out = pathlib.Path(out)
     out.mkdir(parents=True, exist_ok=True)
     trials = reg.trials(row.id)

@@ -311,6 +311,13 @@ def _choose_best(reg, row, task, sp, name, candidates, evaluations, budget, seed
             "registry_updated": replaced, "protocol": protocol}
 
 
+def open_existing(registry: str) -> Registry | None:
+    """The registry for reading, or None when it holds no pgu tables yet. Reading writes nothing."""
+    reg = Registry(registry)
+    reg.check_reachable()
+    return reg if _db_exists(reg) else None
+
+
 def best(task: str, space: str | None = None, registry: str = DEFAULT_URL) -> dict | None:
     """The best stored configuration for ``task`` (and ``space``), or None.
 
@@ -320,9 +327,8 @@ def best(task: str, space: str | None = None, registry: str = DEFAULT_URL) -> di
         True
     """
     get_task(task)
-    reg = Registry(registry)
-    reg.check_reachable()
-    return reg.connect().best(task, space) if _db_exists(reg) or reg.url == "sqlite://" else None
+    reg = open_existing(registry)
+    return reg.best(task, space) if reg else None
 
 
 def export(task: str, registry: str = DEFAULT_URL, fmt: str = "yaml") -> str:
@@ -338,9 +344,8 @@ def export(task: str, registry: str = DEFAULT_URL, fmt: str = "yaml") -> str:
     if fmt != "yaml":
         raise ValueError(f"--format {fmt!r} is not supported; allowed: yaml")
     get_task(task)
-    reg = Registry(registry)
-    reg.check_reachable()
-    rows = reg.connect().best_rows(task) if (_db_exists(reg) or reg.url == "sqlite://") else []
+    reg = open_existing(registry)
+    rows = reg.best_rows(task) if reg else []
     doc = {task: {r["space"]: {
         "preset": r["preset"], "overrides": r["params"], "config": r["config"],
         "heldout": {"mean": r["heldout_mean"], "std": r["heldout_std"], "median": r["heldout_median"],
