@@ -147,14 +147,20 @@ def _registry_trial_count(db: pathlib.Path) -> int:
         return 0
 
 
+def _start_and_wait_for_trials(args, cwd, n, **popen_kwargs):
+    """Start ``pgu ARGS`` and return once the registry holds ``n`` trial rows (or it exits, or 400 s)."""
+    proc = subprocess.Popen([sys.executable, "-m", "pgu_rllib.cli", *args], cwd=cwd, **popen_kwargs)
+    db = cwd / "pgu_results" / "registry.db"
+    deadline = time.time() + 400
+    while _registry_trial_count(db) < n and time.time() < deadline and proc.poll() is None:
+        time.sleep(1)
+    return proc, db
+
+
 def test_resume_after_sigkill_keeps_completed_trials(tmp_path):
     args = ["search", *SEARCH, "--trials", "8", "--seed", "2", "--name", "killed"]
-    proc = subprocess.Popen([sys.executable, "-m", "pgu_rllib.cli", *args], cwd=tmp_path,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
-    db = tmp_path / "pgu_results" / "registry.db"
-    deadline = time.time() + 400
-    while _registry_trial_count(db) < 3 and time.time() < deadline and proc.poll() is None:
-        time.sleep(1)
+    proc, db = _start_and_wait_for_trials(args, tmp_path, 3, stdout=subprocess.DEVNULL,
+                                          stderr=subprocess.DEVNULL, start_new_session=True)
     time.sleep(3)
     assert proc.poll() is None, "the search finished before it could be killed"
     os.killpg(proc.pid, signal.SIGKILL)  # the driver and the Ray it started, no clean-up
@@ -183,12 +189,8 @@ def test_ctrl_c_stops_cleanly_and_resume_finishes(tmp_path):
     """SIGINT (Ctrl-C) part-way: exit 130, the search is 'interrupted' with its finished trials kept
     and no best row; --resume runs the rest."""
     args = ["search", *SEARCH, "--trials", "6", "--seed", "3", "--name", "ctrlc"]
-    proc = subprocess.Popen([sys.executable, "-m", "pgu_rllib.cli", *args], cwd=tmp_path,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    db = tmp_path / "pgu_results" / "registry.db"
-    deadline = time.time() + 400
-    while _registry_trial_count(db) < 2 and time.time() < deadline and proc.poll() is None:
-        time.sleep(1)
+    proc, db = _start_and_wait_for_trials(args, tmp_path, 2, stdout=subprocess.PIPE,
+                                          stderr=subprocess.PIPE, text=True)
     assert proc.poll() is None, "the search finished before Ctrl-C"
     proc.send_signal(signal.SIGINT)
     out, err = proc.communicate(timeout=300)
