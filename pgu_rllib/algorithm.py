@@ -57,6 +57,12 @@ class PGUConfig(PPOConfig):
                 setattr(self, key, value)
         return self
 
+    @property
+    def _model_config_auto_includes(self) -> dict:
+        # The logit modules (pgu_rllib.modules) emit q/τ, so they need τ (spec §2).
+        extra = {"pgu_tau": float(self.tau)} if self.parameterisation == "logit" else {}
+        return super()._model_config_auto_includes | extra
+
     def update_rule(self) -> UpdateRule:
         """This config's update rule as a plain ``UpdateRule``."""
         return UpdateRule.from_object(self)

@@ -8,7 +8,8 @@ is logged so RLlib's adaptive coefficient keeps working. The policy term is
 ``PPOTorchLearner``'s exactly (tests/test_ppo_parity.py).
 
 Logged per module: ``delta_o_mean``, ``abs_f_mean``, ``f_zero_frac`` and
-``surrogate_loss`` (also under RLlib's ``policy_loss``).
+``surrogate_loss`` (also under RLlib's ``policy_loss``). The optimiser step (global-norm
+clip, NaN guard, Adam) is RLlib's math with fused kernels (``_private/fast_torch_learner``).
 """
 from __future__ import annotations
 
@@ -28,14 +29,18 @@ from ray.rllib.core.learner.learner import ENTROPY_KEY, POLICY_LOSS_KEY, VF_LOSS
 from ray.rllib.utils.annotations import override
 from ray.rllib.utils.torch_utils import explained_variance
 
+from pgu_rllib._private.fast_torch_learner import FastUpdateMixin
 from pgu_rllib.forms import expected_q_continuous, expected_q_discrete, surrogate
 from pgu_rllib.qreading import q_all_actions, q_soft
 from pgu_rllib.signals import check_finite, delta_o, delta_r
 from pgu_rllib.update_rule import UpdateRule
 
 
-class PGUTorchLearner(PPOTorchLearner):
-    """A ``PPOTorchLearner`` whose policy loss is any member of the PGU family."""
+class PGUTorchLearner(FastUpdateMixin, PPOTorchLearner):
+    """A ``PPOTorchLearner`` whose policy loss is any member of the PGU family.
+
+    ``FastUpdateMixin`` gives it the same optimiser step with fewer host syncs (issue 6).
+    """
 
     @override(PPOTorchLearner)
     def build(self) -> None:

@@ -1,8 +1,10 @@
 """Logit-parameterised RLModules for the paper's tasks (spec §2, ``parameterisation="logit"``).
 
-Their action-distribution inputs *are* ``q_θ(s, ·)`` (τ = 1), and they have no
-value head: PPO's GAE still asks for values, so ``compute_values`` answers
-``E_{u∼π}[q_θ(s, u)]`` computed without gradient (our choice, spec §2). With
+The modules hold ``q_θ(s, ·)`` and emit the logits ``q_θ(s, ·)/τ``, so the learner's
+reading ``q = τ·logits`` returns ``q_θ`` for every τ. τ reaches the module as
+``model_config["pgu_tau"]``, which ``PGUConfig`` fills in from its ``tau`` key.
+They have no value head: PPO's GAE still asks for values, so ``compute_values``
+answers ``E_{u∼π}[q_θ(s, u)]`` computed without gradient (our choice, spec §2). With
 ``delta_r="q"`` the advantage column is not used at all.
 """
 from __future__ import annotations
@@ -20,13 +22,17 @@ class _LogitQModule(TorchRLModule, ValueFunctionAPI):
     def q(self, obs: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError
 
+    @property
+    def tau(self) -> float:
+        return float((self.model_config or {}).get("pgu_tau", 1.0))
+
     def _forward(self, batch, **kwargs):
-        return {Columns.ACTION_DIST_INPUTS: self.q(batch[Columns.OBS])}
+        return {Columns.ACTION_DIST_INPUTS: self.q(batch[Columns.OBS]) / self.tau}
 
     def compute_values(self, batch, embeddings=None):
         with torch.no_grad():
             q = self.q(batch[Columns.OBS])
-            return (torch.softmax(q, -1) * q).sum(-1)
+            return (torch.softmax(q / self.tau, -1) * q).sum(-1)
 
 
 class UnitCircleQModule(_LogitQModule):

@@ -51,3 +51,23 @@ def test_bandit_learning_beats_uniform_policy():
     assert summary["greedy_expected_reward"] > uniform + 0.15, (summary["greedy_expected_reward"], uniform)
     assert summary["regret"] < 0.05
     assert np.isfinite(summary["episode_return_mean"])
+
+
+@pytest.mark.parametrize("tau", [1.0, 0.25])
+def test_logit_module_emits_q_over_tau(tau):
+    """Spec §2 (logit reading): logits = q/τ, so the learner's q = τ·logits is the table itself."""
+    import torch
+    from ray.rllib.core.columns import Columns
+
+    from pgu_rllib.envs.four_rooms import FourRooms
+
+    config = build_config("four-rooms", "ppo", {"tau": tau}, seed=0)
+    module = config.get_rl_module_spec(env=FourRooms()).build()
+    torch.manual_seed(0)
+    torch.nn.init.normal_(module.table.weight)
+    obs = torch.eye(104)[:5]
+    q = module.q(obs)
+    logits = module.forward_inference({Columns.OBS: obs})[Columns.ACTION_DIST_INPUTS]
+    assert torch.allclose(logits * tau, q, atol=1e-6)
+    values = module.compute_values({Columns.OBS: obs})
+    assert torch.allclose(values, (torch.softmax(q / tau, -1) * q).sum(-1), atol=1e-6)

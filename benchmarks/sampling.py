@@ -1,0 +1,77 @@
+"""Sampling alone: a trial's EnvRunner against the raw gymnasium step rate of the same env.
+
+Protocol: one process, torch with one thread. Interleaved, for ``--rounds`` rounds:
+
+* **raw**: ``gym.make(env_id)`` stepped with ``action_space.sample()`` actions (reset on
+  episode end), 2048 steps: the physical limit of this machine;
+* **raw + wrapper**: the same through the recipe's ``RewardScaled`` wrapper;
+* **pgu sampling**: ``SingleAgentEnvRunner.sample(num_timesteps=2048)`` of the config
+  ``pgu train --task T --preset ppo`` builds (its env, connectors with the MeanStdFilter,
+  the 64-64 policy's forward pass and action sampling).
+
+Figures are medians over rounds; ratio = pgu / raw.
+
+    python benchmarks/sampling.py --task halfcheetah --rounds 5
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import time
+
+
+def raw_rate(env, steps: int) -> float:
+    env.reset(seed=0)
+    t0 = time.perf_counter()
+    for _ in range(steps):
+        _, _, terminated, truncated, _ = env.step(env.action_space.sample())
+        if terminated or truncated:
+            env.reset()
+    return steps / (time.perf_counter() - t0)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--task", default="halfcheetah")
+    ap.add_argument("--rounds", type=int, default=5)
+    ap.add_argument("--steps", type=int, default=2048)
+    ap.add_argument("--set", action="append", default=[], metavar="KEY=JSON")
+    args = ap.parse_args()
+
+    import gymnasium as gym
+    import torch
+    from ray.rllib.env.single_agent_env_runner import SingleAgentEnvRunner
+
+    from pgu_rllib.envs.mujoco import RewardScaled
+    from pgu_rllib.tasks import get_task
+    from pgu_rllib.training import build_config
+
+    torch.set_num_threads(1)
+    task = get_task(args.task)
+    overrides = {k: json.loads(v) for k, v in (s.split("=", 1) for s in args.set)}
+    config = build_config(args.task, "ppo", overrides, seed=0, budget=10**7)
+    runner = SingleAgentEnvRunner(config=config)
+    runner.sample(num_timesteps=args.steps)  # warm-up
+    raw, wrapped = gym.make(task.env_id), RewardScaled({"env_id": task.env_id})
+    rates = {"raw gymnasium": [], "raw + RewardScaled": [], "pgu sampling": []}
+    for _ in range(args.rounds):
+        rates["raw gymnasium"].append(raw_rate(raw, args.steps))
+        rates["raw + RewardScaled"].append(raw_rate(wrapped, args.steps))
+        t0 = time.perf_counter()
+        episodes = runner.sample(num_timesteps=args.steps)
+        n = sum(len(e) for e in episodes)
+        rates["pgu sampling"].append(n / (time.perf_counter() - t0))
+    med = {k: statistics.median(v) for k, v in rates.items()}
+    print(f"# sampling  task={args.task} ({task.env_id})  steps/round={args.steps}  rounds={args.rounds}  "
+          f"envs per runner={config.num_envs_per_env_runner}  overrides={overrides or 'none'}  "
+          f"load average {os.getloadavg()[0]:.2f}")
+    for k, v in med.items():
+        print(f"{k:<20}{v:>10.0f} env steps/s  ratio {v / med['raw gymnasium']:.3f}")
+    print(f"ratio pgu sampling / raw: {med['pgu sampling'] / med['raw gymnasium']:.3f} (target >= 0.5)")
+    runner.stop()
+
+
+if __name__ == "__main__":
+    main()

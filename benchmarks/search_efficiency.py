@@ -1,0 +1,173 @@
+"""Search efficiency on the bandit: trials TPE (with ASHA) needs against random search.
+
+Protocol (a tabular benchmark, as HPOBench / NAS-Bench do):
+
+1. ``--tabulate``: every point of the finite space ``benchmarks/bandit_grid.yaml`` (117
+   points) is trained once for real (``pgu`` bandit recipe, 2048 env steps = 8 iterations,
+   seed 0) in 2 worker processes; its per-iteration objective (the exact greedy expected
+   reward) is stored in ``docs/results/bandit_grid.json``. The grid's best final score is
+   the reference.
+2. The searches replay that table. Each search seed runs a study on the same space, with the
+   same define-by-run function ``pgu search`` uses (``SearchSpace``):
+   * **TPE + ASHA**: the service's sampler (``TPESampler(seed, n_startup_trials=10)``) and
+     Optuna's ``SuccessiveHalvingPruner`` with the service's ASHA settings (first rung at
+     max(budget/9, 3 iterations) = 3 iterations, reduction factor 3); a trial reports its
+     curve iteration by iteration and stops where the pruner says so;
+   * **random**: ``RandomSampler(seed)``, no pruning.
+   A search "reaches the target" at the first trial that *completes* with a final score
+   ≥ 95% of the grid's best. The figure is the median, over the search seeds, of that trial
+   count (a search that never reaches it within ``--max-trials`` counts as max + 1).
+
+Repeating a point (both samplers may) replays the same table entry, as a cached run would.
+
+    python benchmarks/search_efficiency.py --tabulate     # ~8 min on 2 cores
+    python benchmarks/search_efficiency.py --seeds 20
+"""
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+import os
+import pathlib
+import statistics
+import subprocess
+import sys
+import time
+
+ROOT = pathlib.Path(__file__).resolve().parent.parent
+SPACE = ROOT / "benchmarks" / "bandit_grid.yaml"
+TABLE = ROOT / "docs" / "results" / "bandit_grid.json"
+BUDGET = 2048
+
+
+def grid_points(params: dict) -> list[dict]:
+    """Every point of a space whose keys are all ``choice`` (``when`` followed)."""
+    points = [{}]
+    for key, spec in params.items():
+        grown = []
+        for point, value in itertools.product(points, spec["choice"]):
+            sub = spec.get("when", {}).get(value)
+            for extra in grid_points(sub) if sub else [{}]:
+                grown.append({**point, key: value, **extra})
+        points = grown
+    return points
+
+
+def key_of(point: dict) -> str:
+    return json.dumps(point, sort_keys=True)
+
+
+def _tabulate_worker(shard: int, shards: int, out: str) -> None:
+    import ray
+    import torch
+
+    from pgu_rllib.spaces import load_space
+    from pgu_rllib.training import build_config
+
+    torch.set_num_threads(1)
+    ray.init(num_cpus=1, include_dashboard=False, log_to_driver=False)
+    space = load_space(str(SPACE))
+    rows = []
+    for i, point in enumerate(grid_points(space.params)):
+        if i % shards != shard:
+            continue
+        algo = build_config("bandit", space.base_preset, point, seed=0, budget=BUDGET).build_algo()
+        curve, steps = [], 0
+        while steps < BUDGET:
+            result = algo.train()
+            steps = int(result["num_env_steps_sampled_lifetime"])
+            curve.append(float(result["pgu"]["objective"]))
+        algo.stop()
+        rows.append({"point": point, "curve": curve})
+        print(f"[tabulate {shard}] {i:>3} {key_of(point)} final {curve[-1]:.4f}", file=sys.stderr, flush=True)
+    pathlib.Path(out).write_text(json.dumps(rows))
+
+
+def tabulate() -> None:
+    t0 = time.time()
+    parts = [f"/tmp/pgu_bandit_grid_{i}.json" for i in range(2)]
+    procs = [subprocess.Popen([sys.executable, __file__, "--worker", str(i), "--out", part])
+             for i, part in enumerate(parts)]
+    if any(p.wait() != 0 for p in procs):
+        sys.exit("a tabulation worker failed; nothing written")
+    rows = [row for part in parts for row in json.loads(pathlib.Path(part).read_text())]
+    protocol = {"space": str(SPACE.relative_to(ROOT)), "task": "bandit", "env_steps": BUDGET, "seed": 0,
+                "metric": "exact greedy expected reward (4096 contexts), per iteration",
+                "wall_s": round(time.time() - t0, 1)}
+    TABLE.parent.mkdir(parents=True, exist_ok=True)
+    TABLE.write_text(json.dumps({"protocol": protocol, "rows": rows}, indent=0))
+    print(f"wrote {TABLE} ({len(rows)} points, {protocol['wall_s']} s)")
+
+
+def trials_to_target(sampler, pruner, space, table: dict, target: float, max_trials: int) -> int:
+    import optuna
+
+    study = optuna.create_study(direction="maximize", sampler=sampler, pruner=pruner)
+    for n in range(1, max_trials + 1):
+        trial = study.ask()
+        point = {**trial.params, **space(trial)}
+        curve = table[key_of(point)]
+        pruned = False
+        for step, value in enumerate(curve, start=1):
+            trial.report(value, step)
+            if step < len(curve) and trial.should_prune():
+                pruned = True
+                break
+        if pruned:
+            study.tell(trial, state=optuna.trial.TrialState.PRUNED)
+            continue
+        study.tell(trial, curve[-1])
+        if curve[-1] >= target:
+            return n
+    return max_trials + 1
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--tabulate", action="store_true", help="train every grid point (slow) and store the table")
+    ap.add_argument("--seeds", type=int, default=20)
+    ap.add_argument("--max-trials", type=int, default=117)
+    ap.add_argument("--fraction", type=float, default=0.95)
+    ap.add_argument("--worker", type=int, help=argparse.SUPPRESS)
+    ap.add_argument("--out", help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    if args.worker is not None:
+        return _tabulate_worker(args.worker, 2, args.out)
+    if args.tabulate:
+        return tabulate()
+
+    import optuna
+
+    from pgu_rllib.spaces import load_space
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    data = json.loads(TABLE.read_text())
+    table = {key_of(r["point"]): r["curve"] for r in data["rows"]}
+    finals = sorted((c[-1] for c in table.values()), reverse=True)
+    best = finals[0]
+    target = args.fraction * best
+    hits = sum(f >= target for f in finals)
+    space = load_space(str(SPACE))
+    iters = len(next(iter(table.values())))
+    methods = {
+        "TPE + ASHA": lambda s: (optuna.samplers.TPESampler(seed=s, n_startup_trials=10),
+                                 optuna.pruners.SuccessiveHalvingPruner(min_resource=3, reduction_factor=3)),
+        "random": lambda s: (optuna.samplers.RandomSampler(seed=s), optuna.pruners.NopPruner()),
+    }
+    print(f"# search_efficiency  table={TABLE.relative_to(ROOT)} ({len(table)} points, {iters} iterations each)  "
+          f"grid best {best:.4f}  target {args.fraction:.0%} = {target:.4f}  points at/above target {hits}  "
+          f"seeds {args.seeds}  optuna {optuna.__version__}")
+    results = {}
+    for name, make in methods.items():
+        counts = [trials_to_target(*make(seed), space, table, target, args.max_trials) for seed in range(args.seeds)]
+        results[name] = counts
+        print(f"{name:<12} median trials {statistics.median(counts):5.1f}  mean {statistics.mean(counts):5.1f}  "
+              f"per seed {counts}")
+    ratio = statistics.median(results["TPE + ASHA"]) / statistics.median(results["random"])
+    print(f"ratio TPE+ASHA / random (median trials): {ratio:.2f} (target <= 0.50)")
+
+
+if __name__ == "__main__":
+    os.environ.setdefault("RAY_DEDUP_LOGS", "0")
+    main()

@@ -1,0 +1,73 @@
+"""Trial throughput: one ``pgu train`` trial against the minimal PyTorch PPO loop.
+
+Protocol: HalfCheetah-v5, the ``ppo`` preset's MuJoCo recipe on both sides (batch 2048,
+minibatch 64, 10 epochs, 64-64 tanh, obs/reward normalisation; see ``minimal_ppo.py``).
+Each round runs, in alternating order, one fresh process of each:
+
+* ``pgu train --task halfcheetah --preset ppo --env-steps N --json`` (a local Ray started
+  by the command, sampling in the trial process: ``num_env_runners=0``);
+* ``python benchmarks/minimal_ppo.py --env-steps N``.
+
+``env_steps_per_s`` counts training iterations only (sampling, GAE, updates); start-up
+(imports, Ray, env and network construction) is reported separately, as is the process's
+whole wall time. Figures are medians over rounds; the ratio is pgu / minimal.
+
+    python benchmarks/trial_throughput.py --rounds 3 --env-steps 10240
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import pathlib
+import statistics
+import subprocess
+import sys
+import time
+
+ROOT = pathlib.Path(__file__).resolve().parent.parent
+
+
+def run_json(cmd: list[str]) -> dict:
+    t0 = time.perf_counter()
+    out = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, env={**os.environ, "RAY_DEDUP_LOGS": "0"})
+    wall = time.perf_counter() - t0
+    if out.returncode != 0:
+        sys.exit(f"{' '.join(cmd)} failed ({out.returncode}):\n{out.stderr[-3000:]}")
+    row = json.loads(out.stdout.strip().splitlines()[-1])
+    row["process_wall_s"] = wall
+    return row
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--env-steps", type=int, default=10240)
+    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                    help="extra `pgu train --set` overrides (to measure a variant)")
+    args = ap.parse_args()
+    pgu = [str(pathlib.Path(sys.executable).parent / "pgu"), "train", "--task", "halfcheetah", "--preset", "ppo",
+           "--env-steps", str(args.env_steps), "--json"] + [a for s in args.set for a in ("--set", s)]
+    minimal = [sys.executable, "benchmarks/minimal_ppo.py", "--env", "HalfCheetah-v5", "--env-steps", str(args.env_steps)]
+    rows = {"pgu train": [], "minimal loop": []}
+    for r in range(args.rounds):
+        order = [("pgu train", pgu), ("minimal loop", minimal)]
+        for name, cmd in order if r % 2 == 0 else order[::-1]:
+            rows[name].append(run_json(cmd))
+            row = rows[name][-1]
+            print(f"[round {r}] {name:<13} {row['env_steps_per_s']:7.0f} env steps/s  startup {row['startup_s']:5.1f} s  "
+                  f"process {row['process_wall_s']:5.1f} s", file=sys.stderr, flush=True)
+    load = os.getloadavg()[0]
+    print(f"# trial_throughput  env=HalfCheetah-v5  env_steps={args.env_steps}  rounds={args.rounds}  "
+          f"overrides={args.set or 'none'}  load average {load:.2f}")
+    print(f"{'impl':<14}{'env steps/s':>12}{'startup s':>11}{'process s':>11}{'ratio':>8}")
+    med = {name: statistics.median(r["env_steps_per_s"] for r in rs) for name, rs in rows.items()}
+    for name, rs in rows.items():
+        print(f"{name:<14}{med[name]:>12.0f}{statistics.median(r['startup_s'] for r in rs):>11.1f}"
+              f"{statistics.median(r['process_wall_s'] for r in rs):>11.1f}{med[name] / med['minimal loop']:>8.2f}")
+    print(f"ratio pgu / minimal (env steps/s, median of {args.rounds}): "
+          f"{med['pgu train'] / med['minimal loop']:.2f} (target >= 1.0)")
+
+
+if __name__ == "__main__":
+    main()
