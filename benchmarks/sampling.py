@@ -5,7 +5,7 @@ Protocol: one process, torch with one thread. Interleaved, for ``--rounds`` roun
 * **raw**: ``gym.make(env_id)`` stepped with ``action_space.sample()`` actions (reset on
   episode end), 2048 steps: the physical limit of this machine;
 * **raw + wrapper**: the same through the recipe's ``RewardScaled`` wrapper;
-* **pgu sampling**: ``SingleAgentEnvRunner.sample(num_timesteps=2048)`` of the config
+* **pgu sampling**: ``PGUEnvRunner.sample(num_timesteps=2048)`` of the config
   ``pgu train --task T --preset ppo`` builds (its env, connectors with the MeanStdFilter,
   the 64-64 policy's forward pass and action sampling).
 
@@ -42,7 +42,6 @@ def main() -> None:
 
     import gymnasium as gym
     import torch
-    from ray.rllib.env.single_agent_env_runner import SingleAgentEnvRunner
 
     from pgu_rllib.envs.mujoco import RewardScaled
     from pgu_rllib.tasks import get_task
@@ -52,7 +51,7 @@ def main() -> None:
     task = get_task(args.task)
     overrides = {k: json.loads(v) for k, v in (s.split("=", 1) for s in args.set)}
     config = build_config(args.task, "ppo", overrides, seed=0, budget=10**7)
-    runner = SingleAgentEnvRunner(config=config)
+    runner = config.env_runner_cls(config=config)  # PGUEnvRunner, as in a trial
     runner.sample(num_timesteps=args.steps)  # warm-up
     raw, wrapped = gym.make(task.env_id), RewardScaled({"env_id": task.env_id})
     rates = {"raw gymnasium": [], "raw + RewardScaled": [], "pgu sampling": []}

@@ -19,6 +19,7 @@ import dataclasses
 from ray.rllib.algorithms.algorithm_config import NotProvided
 from ray.rllib.algorithms.ppo import PPO, PPOConfig
 
+from pgu_rllib._private.env_runner import PGUEnvRunner
 from pgu_rllib.learner import PGUTorchLearner
 from pgu_rllib.update_rule import UpdateRule
 
@@ -31,6 +32,7 @@ class PGUConfig(PPOConfig):
         for key, value in dataclasses.asdict(UpdateRule()).items():
             setattr(self, key, value)
         self.pgu_task = None  # the pgu task name, set by Task.configure (callbacks read it)
+        self.env_runner_cls = PGUEnvRunner  # RLlib's runner minus per-step connector timers
 
     def training(
         self,

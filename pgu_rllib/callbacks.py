@@ -6,6 +6,12 @@ This callback records every finished episode's return (the *raw* return when
 the env scales rewards and puts the raw one in ``info["raw_reward"]``) and
 adds, under ``result["pgu"]``:
 
+An episode longer than what one ``sample()`` call collects reaches the callbacks as
+chunks with the same id; ``on_episode_end`` sees only the last one. The partial
+returns of unfinished chunks are therefore kept per episode id (``on_sample_end``)
+and added to the last chunk's return.
+
+
 * ``episode_return_mean``: mean of the last ``WINDOW`` (10) finished episodes;
   ``None`` until one has finished;
 * ``objective``: the same, or the task's floor (the lowest return possible)
@@ -25,9 +31,13 @@ RETURNS_KEY = "pgu_episode_returns"
 WINDOW = 10
 
 
-def episode_raw_return(episode) -> float:
-    """The episode's return, summing ``info["raw_reward"]`` where the env provides it."""
-    infos = episode.get_infos()
+def chunk_raw_return(episode) -> float:
+    """The return of this episode chunk, summing ``info["raw_reward"]`` where the env provides it.
+
+    ``infos[0]`` belongs to the reset, or, in a continuation chunk, to the previous chunk's
+    last step, so it is skipped.
+    """
+    infos = episode.get_infos()[1:]
     raw = [i["raw_reward"] for i in infos if isinstance(i, dict) and "raw_reward" in i]
     return float(sum(raw)) if raw else float(episode.get_return())
 
@@ -37,18 +47,29 @@ class EpisodeReturns(RLlibCallback):
         super().__init__()
         self._window = collections.deque(maxlen=WINDOW)
         self._total = 0
+        self._partial: dict[str, float] = {}  # episode id -> return of its earlier chunks
 
     def on_algorithm_init(self, *, algorithm, **kwargs):
         import torch
 
         torch.set_num_threads(1)  # one torch thread per trial process (oversubscription costs 10x)
 
+    def on_sample_end(self, *, samples, **kwargs):
+        for chunk in samples:
+            if not chunk.is_done:  # the episode goes on in the next sample() call
+                self._partial[chunk.id_] = self._partial.get(chunk.id_, 0.0) + chunk_raw_return(chunk)
+
     def on_episode_end(self, *, episode, metrics_logger=None, **kwargs):
+        total = self._partial.pop(episode.id_, 0.0) + chunk_raw_return(episode)
         if metrics_logger is not None:
-            metrics_logger.log_value(RETURNS_KEY, episode_raw_return(episode), reduce="item_series")
+            metrics_logger.log_value(RETURNS_KEY, total, reduce="item_series")
 
     def on_train_result(self, *, algorithm, metrics_logger=None, result, **kwargs):
-        returns = result.get("env_runners", {}).pop(RETURNS_KEY, None) or []
+        returns = result.get("env_runners", {}).pop(RETURNS_KEY, None)
+        if returns is None:
+            returns = []
+        elif not isinstance(returns, (list, tuple)):  # item_series reduces a single item to a scalar
+            returns = [returns]
         finite = [float(r) for r in returns if math.isfinite(float(r))]
         self._window.extend(finite)
         self._total += len(finite)

@@ -3,7 +3,7 @@
 Reward scaling as CleanRL / openai-baselines do it: divide each reward by the
 running std of the discounted return (γ), then clip to ±10. The unscaled reward
 goes to ``info["raw_reward"]`` so reported episode returns are the env's own
-(``callbacks.episode_raw_return``). Observation normalisation is RLlib's
+(``callbacks.chunk_raw_return``). Observation normalisation is RLlib's
 ``MeanStdFilter`` connector (clip ±10), set in the task recipe.
 
 Example::

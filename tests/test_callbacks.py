@@ -1,0 +1,71 @@
+"""EpisodeReturns: the objective is always present and finite, whatever shape RLlib reports."""
+import math
+
+import pytest
+
+from pgu_rllib.callbacks import RETURNS_KEY, EpisodeReturns
+
+
+class _Algo:
+    class config:  # noqa: N801 (a stand-in for the config attribute the callback reads)
+        pgu_task = "hopper"
+
+
+@pytest.mark.parametrize("reported, expected", [
+    (None, None),                   # no episode finished yet
+    (5.0, 5.0),                     # one episode: RLlib's item_series reduces it to a scalar
+    ([1.0, 3.0], 2.0),              # several episodes
+    ([float("nan"), 4.0], 4.0),     # non-finite returns are dropped
+])
+def test_objective_for_every_reported_shape(reported, expected):
+    cb = EpisodeReturns()
+    result = {"env_runners": {} if reported is None else {RETURNS_KEY: reported}}
+    cb.on_train_result(algorithm=_Algo(), result=result)
+    pgu = result["pgu"]
+    assert pgu["episode_return_mean"] == expected
+    assert math.isfinite(pgu["objective"])
+    assert pgu["objective"] == (expected if expected is not None else -1e3)  # hopper's floor
+    assert RETURNS_KEY not in result["env_runners"]
+
+
+def test_window_is_the_last_ten_episodes():
+    cb = EpisodeReturns()
+    for i in range(12):
+        result = {"env_runners": {RETURNS_KEY: float(i)}}
+        cb.on_train_result(algorithm=_Algo(), result=result)
+    assert result["pgu"]["episode_return_mean"] == pytest.approx(sum(range(2, 12)) / 10)
+    assert result["pgu"]["episodes_total"] == 12
+
+
+class _FixedEpisodes(__import__("gymnasium").Env):
+    """50-step episodes, scaled reward 1 per step, raw reward 2 per step."""
+
+    def __init__(self, config=None):
+        import gymnasium as gym
+        import numpy as np
+
+        self.observation_space = gym.spaces.Box(-1.0, 1.0, (2,), np.float32)
+        self.action_space = gym.spaces.Discrete(2)
+        self._t = 0
+
+    def reset(self, *, seed=None, options=None):
+        self._t = 0
+        return self.observation_space.low * 0, {}
+
+    def step(self, action):
+        self._t += 1
+        return self.observation_space.low * 0, 1.0, self._t >= 50, False, {"raw_reward": 2.0}
+
+
+@pytest.mark.parametrize("chunk", [7, 50, 128])
+def test_episode_return_spans_sample_chunks(chunk):
+    """An episode cut across sample() calls is reported whole, with raw rewards, counted once."""
+    from pgu_rllib.algorithm import PGUConfig
+
+    config = (PGUConfig().environment(_FixedEpisodes).env_runners(num_env_runners=0)
+              .callbacks(EpisodeReturns))
+    runner = config.env_runner_cls(config=config)
+    for _ in range(600 // chunk + 1):
+        runner.sample(num_timesteps=chunk)
+    returns = runner.metrics.peek(RETURNS_KEY)
+    assert len(returns) >= 10 and set(returns) == {100.0}
