@@ -1,7 +1,8 @@
 """A minimal single-file PyTorch PPO loop: the yardstick for ``trial_throughput.py``.
 
 CleanRL's ``ppo_continuous_action.py`` reduced to what the ``ppo`` preset's MuJoCo recipe
-does (``pgu tasks``): one env; observations normalised by a running mean/std and clipped
+does (``pgu tasks``): ``--num-envs`` envs in a gymnasium ``SyncVectorEnv`` (CleanRL's
+default is 1), each with its own wrappers; observations normalised by a running mean/std and clipped
 to ±10; rewards divided by the running std of the discounted return and clipped to ±10;
 separate 64-64 tanh actor and critic with orthogonal init; a state-independent log-std;
 batch 2048, minibatch 64, 10 epochs; GAE(γ 0.99, λ 0.95) with advantages standardised
@@ -57,64 +58,66 @@ def make_env(env_id, gamma):
     return gym.wrappers.TransformReward(env, lambda r: float(np.clip(r, -10, 10)))
 
 
-def train(env_id="HalfCheetah-v5", env_steps=20480, seed=0, batch=2048, minibatch=64, epochs=10,
+def train(env_id="HalfCheetah-v5", env_steps=20480, seed=0, num_envs=1, batch=2048, minibatch=64, epochs=10,
           lr=3e-4, gamma=0.99, lam=0.95, clip=0.2, vf_coef=0.5, max_grad_norm=0.5) -> dict:
     torch.set_num_threads(1)
     torch.manual_seed(seed)
-    env = make_env(env_id, gamma)
-    n_obs, n_act = env.observation_space.shape[0], env.action_space.shape[0]
+    envs = gym.vector.SyncVectorEnv([lambda: make_env(env_id, gamma) for _ in range(num_envs)],
+                                    autoreset_mode=gym.vector.AutoresetMode.SAME_STEP)
+    n_obs, n_act = envs.single_observation_space.shape[0], envs.single_action_space.shape[0]
     agent = Agent(n_obs, n_act)
     optim = torch.optim.Adam(agent.parameters(), lr=lr)
-    obs_buf = torch.zeros(batch, n_obs)
-    act_buf = torch.zeros(batch, n_act)
-    logp_buf, rew_buf, done_buf, val_buf = (torch.zeros(batch) for _ in range(4))
-    obs, _ = env.reset(seed=seed)
+    T, K = batch // num_envs, num_envs  # rollout length per env, envs
+    obs_buf, act_buf = torch.zeros(T, K, n_obs), torch.zeros(T, K, n_act)
+    logp_buf, rew_buf, done_buf, val_buf = (torch.zeros(T, K) for _ in range(4))
+    obs, _ = envs.reset(seed=seed)
     obs = torch.as_tensor(obs, dtype=torch.float32)
     startup_s = time.perf_counter() - T0
     t_loop, steps, returns = time.perf_counter(), 0, []
     while steps < env_steps:
         optim.param_groups[0]["lr"] = lr * (1.0 - steps / env_steps)
-        for t in range(batch):  # --- sample
+        for t in range(T):  # --- sample
             with torch.no_grad():
                 dist = agent.dist(obs)
                 action = dist.sample()
                 obs_buf[t], act_buf[t] = obs, action
-                logp_buf[t], val_buf[t] = dist.log_prob(action).sum(), agent.critic(obs)[0]
-            nxt, reward, terminated, truncated, info = env.step(action.numpy())
-            rew_buf[t], done_buf[t] = reward, float(terminated)
-            if terminated or truncated:
-                returns.append(float(info["episode"]["r"]))
-                nxt, _ = env.reset()
-                if truncated:  # bootstrap the cut-off tail as RLlib does
-                    with torch.no_grad():
-                        rew_buf[t] += gamma * agent.critic(torch.as_tensor(info.get("final_obs", nxt), dtype=torch.float32))[0]
-                done_buf[t] = 1.0
+                logp_buf[t], val_buf[t] = dist.log_prob(action).sum(-1), agent.critic(obs).squeeze(-1)
+            nxt, reward, terminated, truncated, info = envs.step(action.numpy())
+            rew_buf[t] = torch.as_tensor(reward, dtype=torch.float32)
+            done_buf[t] = torch.as_tensor(terminated | truncated, dtype=torch.float32)
+            for i in np.flatnonzero(truncated & ~terminated):  # bootstrap a cut-off tail, as RLlib does
+                with torch.no_grad():
+                    final = torch.as_tensor(info["final_obs"][i], dtype=torch.float32)
+                    rew_buf[t, i] += gamma * agent.critic(final)[0]
+            if "episode" in info:
+                returns.extend(float(r) for r in info["episode"]["r"][info["_episode"]])
             obs = torch.as_tensor(nxt, dtype=torch.float32)
-        steps += batch
-        with torch.no_grad():  # --- GAE(λ)
-            next_value = agent.critic(obs)[0]
-            adv, last = torch.zeros(batch), 0.0
-            for t in reversed(range(batch)):
-                nv = next_value if t == batch - 1 else val_buf[t + 1]
+        steps += T * K
+        with torch.no_grad():  # --- GAE(λ); the rollout's cut-off is bootstrapped with V(obs)
+            next_value = agent.critic(obs).squeeze(-1)
+            adv, last = torch.zeros(T, K), torch.zeros(K)
+            for t in reversed(range(T)):
+                nv = next_value if t == T - 1 else val_buf[t + 1]
                 delta = rew_buf[t] + gamma * nv * (1 - done_buf[t]) - val_buf[t]
                 last = delta + gamma * lam * (1 - done_buf[t]) * last
                 adv[t] = last
-            ret = adv + val_buf
-            adv = (adv - adv.mean()) / (adv.std() + 1e-8)
+            ret = (adv + val_buf).flatten()
+            adv = ((adv - adv.mean()) / (adv.std() + 1e-8)).flatten()
+        b_obs, b_act, b_logp = obs_buf.reshape(-1, n_obs), act_buf.reshape(-1, n_act), logp_buf.flatten()
         for _ in range(epochs):  # --- update
-            for idx in torch.randperm(batch).split(minibatch):
-                dist = agent.dist(obs_buf[idx])
-                ratio = (dist.log_prob(act_buf[idx]).sum(-1) - logp_buf[idx]).exp()
+            for idx in torch.randperm(T * K).split(minibatch):
+                dist = agent.dist(b_obs[idx])
+                ratio = (dist.log_prob(b_act[idx]).sum(-1) - b_logp[idx]).exp()
                 pg_loss = -torch.min(ratio * adv[idx], ratio.clamp(1 - clip, 1 + clip) * adv[idx]).mean()
-                v_loss = (agent.critic(obs_buf[idx]).squeeze(-1) - ret[idx]).pow(2).mean()
+                v_loss = (agent.critic(b_obs[idx]).squeeze(-1) - ret[idx]).pow(2).mean()
                 loss = pg_loss + vf_coef * v_loss
                 optim.zero_grad()
                 loss.backward()
                 nn.utils.clip_grad_norm_(agent.parameters(), max_grad_norm)
                 optim.step()
     loop_s = time.perf_counter() - t_loop
-    return {"impl": "minimal", "env": env_id, "env_steps": steps, "env_steps_per_s": steps / loop_s,
-            "startup_s": startup_s, "loop_s": loop_s,
+    return {"impl": "minimal", "env": env_id, "num_envs": num_envs, "env_steps": steps,
+            "env_steps_per_s": steps / loop_s, "startup_s": startup_s, "loop_s": loop_s,
             "episode_return_mean": float(np.mean(returns[-10:])) if returns else None}
 
 
@@ -123,8 +126,9 @@ def main() -> None:
     ap.add_argument("--env", default="HalfCheetah-v5")
     ap.add_argument("--env-steps", type=int, default=20480)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--num-envs", type=int, default=1, help="envs stepped in lock-step (gymnasium SyncVectorEnv)")
     args = ap.parse_args()
-    print(json.dumps(train(args.env, args.env_steps, args.seed)))
+    print(json.dumps(train(args.env, args.env_steps, args.seed, args.num_envs)))
 
 
 if __name__ == "__main__":

@@ -72,8 +72,8 @@ class PGUTorchLearner(FastUpdateMixin, PPOTorchLearner):
         if mask is not None:
             num_valid = torch.sum(mask)
 
-            def masked_mean(x):
-                return torch.sum(x[mask]) / num_valid
+            def masked_mean(x):  # sum over valid rows; torch.where avoids boolean indexing's copy
+                return torch.sum(torch.where(mask, x, 0.0)) / num_valid
         else:
             masked_mean = torch.mean
 

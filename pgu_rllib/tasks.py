@@ -101,9 +101,13 @@ def _four_rooms_recipe(config, budget):
     from pgu_rllib.envs.four_rooms import FourRooms
     from pgu_rllib.modules import TabularLogitModule
 
-    config = config.environment(FourRooms, env_config={"slip": 0.0, "max_steps": 100}).training(
-        lr=0.1, gamma=0.99, lambda_=0.95, train_batch_size_per_learner=1000, minibatch_size=250,
-        num_epochs=2, vf_loss_coeff=0.0, entropy_coeff=0.0, use_kl_loss=False, grad_clip=None)
+    # The step cap ends the episode with return 0 (no bootstrap from E_π[q], which the P form
+    # does not calibrate) and λ = 1, so every R̂ is the Monte-Carlo return γ^k·1{goal}.
+    config = (config.environment(FourRooms, env_config={"slip": 0.0, "max_steps": 100, "cap_terminal": True})
+              .env_runners(num_envs_per_env_runner=8)  # 8 envs x 125 steps = the 1000-step batch
+              .training(lr=0.03, gamma=0.99, lambda_=1.0, train_batch_size_per_learner=1000,
+                        minibatch_size=250, num_epochs=2, vf_loss_coeff=0.0, entropy_coeff=0.0,
+                        use_kl_loss=False, grad_clip=None))
     return _logit_module(config, TabularLogitModule)
 
 
@@ -122,7 +126,9 @@ def _mujoco_recipe(env_id):
         from pgu_rllib.envs.mujoco import RewardScaled
 
         config = (config.environment(RewardScaled, env_config={"env_id": env_id, "gamma": 0.99})
-                  .env_runners(env_to_module_connector=_mean_std_filter)
+                  # 16 envs x 128 steps = the same 2048-step batch; one batched forward per
+                  # vector step (issue 6: 2x the env steps/s, same learning on Hopper)
+                  .env_runners(env_to_module_connector=_mean_std_filter, num_envs_per_env_runner=16)
                   .training(lr=[[0, 3e-4], [budget, 0.0]],  # linear annealing to 0
                             gamma=0.99, lambda_=0.95, train_batch_size_per_learner=2048,
                             minibatch_size=64, num_epochs=10, vf_loss_coeff=0.5,
@@ -183,7 +189,7 @@ TASKS: dict[str, Task] = {t.name: t for t in [
     Task("bandit", "pgu/UnitCircleBandit-v0", "q_θ(x,a)=⟨φ_θ(x),ψ(a)⟩, 2 params, logit", 20_000,
          eval_episodes=1, eval_deterministic=True, floor=0.0, recipe=_bandit_recipe,
          metrics=_bandit_metrics, eval_protocol="exact greedy expected reward on 4096 fixed contexts"),
-    Task("four-rooms", "pgu/FourRooms-v0", "tabular logits (104×4), logit", 60_000,
+    Task("four-rooms", "pgu/FourRooms-v0", "tabular logits (104×4), logit", 200_000,
          eval_episodes=1, eval_deterministic=True, floor=0.0, recipe=_four_rooms_recipe,
          metrics=_four_rooms_metrics, eval_protocol="exact greedy success rate from every start cell"),
     Task("cartpole", "CartPole-v1", "64-64 tanh actor and critic", 50_000,

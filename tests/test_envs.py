@@ -101,6 +101,14 @@ def test_four_rooms_walls_block_and_step_cap_truncates():
     assert r == 0.0 and not term and trunc
 
 
+def test_four_rooms_cap_terminal_ends_the_episode_with_zero_return():
+    env = FourRooms({"max_steps": 3, "cap_terminal": True})
+    env.reset(seed=0)
+    env._pos = (1, 1)
+    steps = [env.step(0) for _ in range(3)]
+    assert [(s[1], s[2], s[3]) for s in steps] == [(0.0, False, False), (0.0, False, False), (0.0, True, False)]
+
+
 def test_four_rooms_slip_and_determinism():
     def roll(seed, slip):
         env = FourRooms({"slip": slip})

@@ -6,7 +6,9 @@ left, right. With probability ``slip`` (default 0) the action is replaced by a
 uniformly random one. The start cell is drawn uniformly from the free cells
 other than the goal; the goal is fixed at ``GOAL = (11, 11)``, the far corner of
 the bottom-right room. Reward 1 on reaching the goal (terminated), 0 otherwise;
-episodes are truncated after ``max_steps`` (default 100).
+episodes are truncated after ``max_steps`` (default 100). With ``cap_terminal=True`` the
+step cap *terminates* the episode instead (return 0, nothing bootstrapped past it): the
+finite-horizon reading of the task, in which every return is ``γ^k·1{goal reached}``.
 
 Example::
 
@@ -46,6 +48,7 @@ class FourRooms(gym.Env):
         config = dict(config or {})
         self.slip = float(config.get("slip", 0.0))
         self.max_steps = int(config.get("max_steps", 100))
+        self.cap_terminal = bool(config.get("cap_terminal", False))
         if not 0.0 <= self.slip <= 1.0:
             raise ValueError(f"slip={self.slip} is out of range; allowed [0, 1]")
         if self.max_steps < 1:
@@ -82,8 +85,10 @@ class FourRooms(gym.Env):
             self._pos = nxt
         self._t += 1
         at_goal = self._pos == self.goal
-        truncated = (not at_goal) and self._t >= self.max_steps
-        return self._obs(), float(at_goal), at_goal, truncated, {"cell": self._pos}
+        capped = (not at_goal) and self._t >= self.max_steps
+        terminated = at_goal or (capped and self.cap_terminal)
+        truncated = capped and not self.cap_terminal
+        return self._obs(), float(at_goal), terminated, truncated, {"cell": self._pos}
 
     def shortest_path_lengths(self) -> dict:
         """BFS distance from every free cell to the goal (for tests and evaluation)."""
