@@ -73,8 +73,9 @@ def train(env_id="HalfCheetah-v5", env_steps=20480, seed=0, num_envs=1, batch=20
     obs, _ = envs.reset(seed=seed)
     obs = torch.as_tensor(obs, dtype=torch.float32)
     startup_s = time.perf_counter() - T0
-    t_loop, steps, returns = time.perf_counter(), 0, []
+    t_loop, steps, returns, sample_s = time.perf_counter(), 0, [], 0.0
     while steps < env_steps:
+        t_sample = time.perf_counter()
         optim.param_groups[0]["lr"] = lr * (1.0 - steps / env_steps)
         for t in range(T):  # --- sample
             with torch.no_grad():
@@ -93,6 +94,7 @@ def train(env_id="HalfCheetah-v5", env_steps=20480, seed=0, num_envs=1, batch=20
                 returns.extend(float(r) for r in info["episode"]["r"][info["_episode"]])
             obs = torch.as_tensor(nxt, dtype=torch.float32)
         steps += T * K
+        sample_s += time.perf_counter() - t_sample
         with torch.no_grad():  # --- GAE(λ); the rollout's cut-off is bootstrapped with V(obs)
             next_value = agent.critic(obs).squeeze(-1)
             adv, last = torch.zeros(T, K), torch.zeros(K)
@@ -118,6 +120,7 @@ def train(env_id="HalfCheetah-v5", env_steps=20480, seed=0, num_envs=1, batch=20
     loop_s = time.perf_counter() - t_loop
     return {"impl": "minimal", "env": env_id, "num_envs": num_envs, "env_steps": steps,
             "env_steps_per_s": steps / loop_s, "startup_s": startup_s, "loop_s": loop_s,
+            "sample_s_per_iter": sample_s / (steps / batch), "gae_and_update_s_per_iter": (loop_s - sample_s) / (steps / batch),
             "episode_return_mean": float(np.mean(returns[-10:])) if returns else None}
 
 

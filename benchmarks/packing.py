@@ -13,9 +13,11 @@ trials that ran together. Medians over rounds; ratio = aggregate(2) / aggregate(
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import statistics
+import sys
 import tempfile
 
 
@@ -24,7 +26,7 @@ def experiment(base: dict, n_trials: int, iters: int) -> float:
 
     from pgu_rllib.algorithm import PGU
 
-    with tempfile.TemporaryDirectory() as storage:
+    with tempfile.TemporaryDirectory() as storage, contextlib.redirect_stdout(sys.stderr):  # Tune's tables
         grid = tune.Tuner(
             PGU, param_space={**base, "seed": tune.grid_search(list(range(n_trials)))},
             tune_config=tune.TuneConfig(max_concurrent_trials=n_trials),
@@ -59,7 +61,7 @@ def main() -> None:
     for r in range(args.rounds):
         for n in (1, 2) if r % 2 == 0 else (2, 1):
             agg[n].append(experiment(base, n, args.iters))
-            print(f"[round {r}] {n} trial(s): aggregate {agg[n][-1]:.0f} env steps/s", flush=True)
+            print(f"[round {r}] {n} trial(s): aggregate {agg[n][-1]:.0f} env steps/s", file=sys.stderr, flush=True)
     ray.shutdown()
     med = {n: statistics.median(v) for n, v in agg.items()}
     print(f"# packing  task={args.task}  iters/trial={args.iters} (first dropped)  rounds={args.rounds}  "

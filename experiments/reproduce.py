@@ -78,6 +78,9 @@ def main() -> None:
                      "error": None if result.error is None else str(result.error).splitlines()[0],
                      "env_steps": df["num_env_steps_sampled_lifetime"].astype(int).tolist() if df is not None else [],
                      metric: df[f"pgu/{metric}"].astype(float).tolist() if df is not None else [],
+                     # the sampling policy's own score: mean return of its last 10 episodes
+                     "episode_return_mean": df["pgu/episode_return_mean"].astype(float).tolist()
+                     if df is not None and "pgu/episode_return_mean" in df else [],
                      "optimal": float(df["pgu/optimal_expected_reward"].iloc[-1])
                      if df is not None and "pgu/optimal_expected_reward" in df else None})
     out = pathlib.Path(args.out) / f"reproduction_{args.task}.json"
