@@ -75,16 +75,34 @@ def main() -> None:
 
     finals = {label: values[:, -1] for label, (steps, values) in cs.items()}
     target = 0.98 * (optimal if optimal else 1.0)
+    sampling = _final_sampling_returns(data)
+    extra = " final return of the sampling policy (last 10 episodes) | seeds ≥ target at the end |" \
+        if sampling else ""
     print(f"| update | final {metric} (mean ± std, {n_seeds} seeds) | area under mean curve | "
-          f"env steps to {target:.4g} (98% of optimum) |")
-    print("|---|---|---|---|")
+          f"env steps to {target:.4g} (98% of optimum) |{extra}")
+    print("|---|---|---|---|" + ("---|---|" if sampling else ""))
     for label in sorted(finals, key=lambda k: -finals[k].mean()):
         steps, values = cs[label]
         mean = values.mean(0)
         hit = np.nonzero(mean >= target)[0]
         reach = f"{int(steps[hit[0]]):,}" if len(hit) else "not reached"
         sd = statistics.stdev(finals[label]) if len(finals[label]) > 1 else 0.0
-        print(f"| {label} | {finals[label].mean():.4f} ± {sd:.4f} | {mean.mean():.4f} | {reach} |")
+        row = f"| {label} | {finals[label].mean():.4f} ± {sd:.4f} | {mean.mean():.4f} | {reach} |"
+        if sampling:
+            ret = sampling.get(label, [])
+            row += f" {statistics.mean(ret):.2f} |" if ret else " – |"
+            row += f" {int((finals[label] >= target).sum())} of {len(finals[label])} |"
+        print(row)
+
+
+def _final_sampling_returns(data: dict) -> dict:
+    """Per update, each seed's last ``episode_return_mean`` (absent in older result files)."""
+    out: dict[str, list] = {}
+    for run in data["runs"]:
+        values = [v for v in run.get("episode_return_mean") or [] if v == v]  # drop NaN
+        if values and not run["error"]:
+            out.setdefault(run["label"], []).append(values[-1])
+    return out
 
 
 if __name__ == "__main__":

@@ -6,11 +6,13 @@
   from every start cell.
 
 Protocol: the task's recipe (``pgu tasks``), ``delta_r="q"`` (the talk's Δ_R = R̂ − q_θ(s,a),
-logit reading; τ = 1 on the bandit, 0.2 on Four Rooms, see ``COMMON``), seeds 0..S-1, every run a Tune trial on a local Ray (2 at a time).
+logit reading; τ = 1 on the bandit, 0.2 on Four Rooms, see ``COMMON``), seeds 0..S-1,
+every run a Tune trial on a local Ray (2 at a time).
 Curves go to ``docs/results/reproduction_<task>.json``; ``experiments/plot_reproduction.py``
 draws them.
 
     python experiments/reproduce.py --task bandit --seeds 5 --env-steps 6144
+    python experiments/reproduce.py --task four-rooms --seeds 5 --env-steps 200000
 """
 from __future__ import annotations
 
