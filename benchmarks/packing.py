@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import json
 import os
 import statistics
 import sys
@@ -47,14 +46,16 @@ def main() -> None:
     ap.add_argument("--task", default="halfcheetah")
     ap.add_argument("--iters", type=int, default=5)
     ap.add_argument("--rounds", type=int, default=2)
-    ap.add_argument("--set", action="append", default=[], metavar="KEY=JSON")
+    ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                    help="override a config key, as `pgu train --set` does (repeatable)")
     args = ap.parse_args()
 
     import ray
 
+    from pgu_rllib.cli import parse_sets
     from pgu_rllib.training import build_config
 
-    overrides = {k: json.loads(v) for k, v in (s.split("=", 1) for s in args.set)}
+    overrides = parse_sets(args.set)
     base = build_config(args.task, "ppo", overrides, seed=0, budget=10**7).to_dict()
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
     agg = {1: [], 2: []}

@@ -13,7 +13,6 @@ from __future__ import annotations
 import argparse
 import cProfile
 import io
-import json
 import pstats
 import time
 
@@ -29,17 +28,19 @@ def main() -> None:
     ap.add_argument("--task", default="halfcheetah")
     ap.add_argument("--preset", default="ppo")
     ap.add_argument("--iters", type=int, default=3)
-    ap.add_argument("--set", action="append", default=[], metavar="KEY=JSON")
+    ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                    help="override a config key, as `pgu train --set` does (repeatable)")
     ap.add_argument("--top", type=int, default=25)
     args = ap.parse_args()
 
     import ray
     import torch
 
+    from pgu_rllib.cli import parse_sets
     from pgu_rllib.training import build_config
 
     torch.set_num_threads(1)
-    overrides = {k: json.loads(v) for k, v in (s.split("=", 1) for s in args.set)}
+    overrides = parse_sets(args.set)
     config = build_config(args.task, args.preset, overrides, seed=0, budget=10**7)
     ray.init(num_cpus=1, include_dashboard=False, log_to_driver=False)
     algo = config.build_algo()

@@ -16,7 +16,6 @@ Figures are medians over rounds; ratio = pgu / raw.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import statistics
 import time
@@ -37,19 +36,21 @@ def main() -> None:
     ap.add_argument("--task", default="halfcheetah")
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--steps", type=int, default=2048)
-    ap.add_argument("--set", action="append", default=[], metavar="KEY=JSON")
+    ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                    help="override a config key, as `pgu train --set` does (repeatable)")
     args = ap.parse_args()
 
     import gymnasium as gym
     import torch
 
+    from pgu_rllib.cli import parse_sets
     from pgu_rllib.envs.mujoco import RewardScaled
     from pgu_rllib.tasks import get_task
     from pgu_rllib.training import build_config
 
     torch.set_num_threads(1)
     task = get_task(args.task)
-    overrides = {k: json.loads(v) for k, v in (s.split("=", 1) for s in args.set)}
+    overrides = parse_sets(args.set)
     config = build_config(args.task, "ppo", overrides, seed=0, budget=10**7)
     runner = config.env_runner_cls(config=config)  # PGUEnvRunner, as in a trial
     runner.sample(num_timesteps=args.steps)  # warm-up

@@ -31,7 +31,9 @@ def _parse_value(text: str):
         return text
 
 
-def _parse_sets(items: list[str]) -> dict:
+def parse_sets(items: list[str]) -> dict:
+    """``--set KEY=VALUE`` items as a dict (values as ``_parse_value`` reads them); shared with
+    ``benchmarks/``. ``ValueError`` names an item without ``=``."""
     out = {}
     for item in items or []:
         key, sep, value = item.partition("=")
@@ -72,7 +74,7 @@ def cmd_tasks(args) -> int:
 def cmd_train(args) -> int:
     from pgu_rllib.training import build_config, json_safe, train
 
-    overrides = _parse_sets(args.set)
+    overrides = parse_sets(args.set)
     if args.from_best:
         from pgu_rllib.search_service import best
 
