@@ -52,12 +52,13 @@ def main() -> None:
 
     import ray
 
+    from pgu_rllib._private.ray_session import ensure_ray
     from pgu_rllib.cli import parse_sets
     from pgu_rllib.training import build_config
 
     overrides = parse_sets(args.set)
     base = build_config(args.task, "ppo", overrides, seed=0, budget=10**7).to_dict()
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    ensure_ray(num_cpus=2)  # the local Ray `pgu search` starts
     agg = {1: [], 2: []}
     for r in range(args.rounds):
         for n in (1, 2) if r % 2 == 0 else (2, 1):

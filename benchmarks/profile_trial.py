@@ -36,13 +36,14 @@ def main() -> None:
     import ray
     import torch
 
+    from pgu_rllib._private.ray_session import ensure_ray
     from pgu_rllib.cli import parse_sets
     from pgu_rllib.training import build_config
 
     torch.set_num_threads(1)
     overrides = parse_sets(args.set)
     config = build_config(args.task, args.preset, overrides, seed=0, budget=10**7)
-    ray.init(num_cpus=1, include_dashboard=False, log_to_driver=False)
+    ensure_ray(num_cpus=1)
     algo = config.build_algo()
     algo.train()  # warm-up
     prof = cProfile.Profile()

@@ -61,14 +61,14 @@ def key_of(point: dict) -> str:
 
 
 def _tabulate_worker(shard: int, shards: int, out: str) -> None:
-    import ray
     import torch
 
+    from pgu_rllib._private.ray_session import ensure_ray
     from pgu_rllib.spaces import load_space
     from pgu_rllib.training import build_config
 
     torch.set_num_threads(1)
-    ray.init(num_cpus=1, include_dashboard=False, log_to_driver=False)
+    ensure_ray(num_cpus=1)
     space = load_space(str(SPACE))
     rows = []
     for i, point in enumerate(grid_points(space.params)):
