@@ -38,17 +38,22 @@ import sys
 import time
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
-SPACE = ROOT / "benchmarks" / "bandit_grid.yaml"
-TABLE = ROOT / "docs" / "results" / "bandit_grid.json"
+SPACE = ROOT / "benchmarks" / "bandit_grid.yaml"  # the default; --space picks another finite grid
 BUDGET = 2048
 
 
+def table_of(space_path: pathlib.Path) -> pathlib.Path:
+    """Where a grid's table lives: ``docs/results/<grid file stem>.json``."""
+    return ROOT / "docs" / "results" / f"{space_path.stem}.json"
+
+
 def grid_points(params: dict) -> list[dict]:
-    """Every point of a space whose keys are all ``choice`` (``when`` followed)."""
+    """Every point of a space whose keys are all ``choice`` or ``fixed`` (``when`` followed)."""
     points = [{}]
     for key, spec in params.items():
         grown = []
-        for point, value in itertools.product(points, spec["choice"]):
+        values = [spec["fixed"]] if "fixed" in spec else spec["choice"]
+        for point, value in itertools.product(points, values):
             sub = spec.get("when", {}).get(value)
             for extra in grid_points(sub) if sub else [{}]:
                 grown.append({**point, key: value, **extra})
@@ -60,7 +65,7 @@ def key_of(point: dict) -> str:
     return json.dumps(point, sort_keys=True)
 
 
-def _tabulate_worker(shard: int, shards: int, out: str) -> None:
+def _tabulate_worker(space_path: pathlib.Path, shard: int, shards: int, out: str) -> None:
     import torch
 
     from pgu_rllib._private.ray_session import ensure_ray
@@ -69,7 +74,7 @@ def _tabulate_worker(shard: int, shards: int, out: str) -> None:
 
     torch.set_num_threads(1)
     ensure_ray(num_cpus=1)
-    space = load_space(str(SPACE))
+    space = load_space(str(space_path))
     rows = []
     for i, point in enumerate(grid_points(space.params)):
         if i % shards != shard:
@@ -86,20 +91,21 @@ def _tabulate_worker(shard: int, shards: int, out: str) -> None:
     pathlib.Path(out).write_text(json.dumps(rows))
 
 
-def tabulate() -> None:
+def tabulate(space_path: pathlib.Path) -> None:
     t0 = time.time()
-    parts = [f"/tmp/pgu_bandit_grid_{i}.json" for i in range(2)]
-    procs = [subprocess.Popen([sys.executable, __file__, "--worker", str(i), "--out", part])
+    parts = [f"/tmp/pgu_{space_path.stem}_{i}.json" for i in range(2)]
+    procs = [subprocess.Popen([sys.executable, __file__, "--space", str(space_path), "--worker", str(i), "--out", part])
              for i, part in enumerate(parts)]
     if any(p.wait() != 0 for p in procs):
         sys.exit("a tabulation worker failed; nothing written")
     rows = [row for part in parts for row in json.loads(pathlib.Path(part).read_text())]
-    protocol = {"space": str(SPACE.relative_to(ROOT)), "task": "bandit", "env_steps": BUDGET, "seed": 0,
+    protocol = {"space": str(space_path.resolve().relative_to(ROOT)), "task": "bandit", "env_steps": BUDGET, "seed": 0,
                 "metric": "exact greedy expected reward (4096 contexts), per iteration",
                 "wall_s": round(time.time() - t0, 1)}
-    TABLE.parent.mkdir(parents=True, exist_ok=True)
-    TABLE.write_text(json.dumps({"protocol": protocol, "rows": rows}, indent=0))
-    print(f"wrote {TABLE} ({len(rows)} points, {protocol['wall_s']} s)")
+    table = table_of(space_path)
+    table.parent.mkdir(parents=True, exist_ok=True)
+    table.write_text(json.dumps({"protocol": protocol, "rows": rows}, indent=0))
+    print(f"wrote {table} ({len(rows)} points, {protocol['wall_s']} s)")
 
 
 def trials_to_target(sampler, pruner, space, table: dict, target: float, max_trials: int) -> int:
@@ -129,36 +135,42 @@ def trials_to_target(sampler, pruner, space, table: dict, target: float, max_tri
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--tabulate", action="store_true", help="train every grid point (slow) and store the table")
+    ap.add_argument("--space", type=pathlib.Path, default=SPACE,
+                    help="a finite grid (every key choice or fixed); its table is docs/results/<stem>.json")
     ap.add_argument("--seeds", type=int, default=20)
-    ap.add_argument("--max-trials", type=int, default=117)
+    ap.add_argument("--max-trials", type=int, help="give up after this many trials (default: the grid's size)")
     ap.add_argument("--fraction", type=float, default=0.95)
     ap.add_argument("--worker", type=int, help=argparse.SUPPRESS)
     ap.add_argument("--out", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.worker is not None:
-        return _tabulate_worker(args.worker, 2, args.out)
+        return _tabulate_worker(args.space, args.worker, 2, args.out)
     if args.tabulate:
-        return tabulate()
+        return tabulate(args.space)
 
     import optuna
 
     from pgu_rllib.spaces import load_space
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    data = json.loads(TABLE.read_text())
+    table_path = table_of(args.space)
+    if not table_path.exists():
+        sys.exit(f"no table {table_path}; run: python benchmarks/search_efficiency.py --space {args.space} --tabulate")
+    data = json.loads(table_path.read_text())
     table = {key_of(r["point"]): r["curve"] for r in data["rows"]}
     finals = sorted((c[-1] for c in table.values()), reverse=True)
     best = finals[0]
-    space = load_space(str(SPACE))
+    space = load_space(str(args.space))
     iters = len(next(iter(table.values())))
+    max_trials = args.max_trials or len(table)
     methods = {
         "TPE + ASHA": lambda s: (optuna.samplers.TPESampler(seed=s, n_startup_trials=10),
                                  optuna.pruners.SuccessiveHalvingPruner(min_resource=3, reduction_factor=3)),
         "TPE alone": lambda s: (optuna.samplers.TPESampler(seed=s, n_startup_trials=10), optuna.pruners.NopPruner()),
         "random": lambda s: (optuna.samplers.RandomSampler(seed=s), optuna.pruners.NopPruner()),
     }
-    print(f"# search_efficiency  table={TABLE.relative_to(ROOT)} ({len(table)} points, {iters} iterations each)  "
-          f"grid best {best:.4f}  seeds {args.seeds}  max trials {args.max_trials}  optuna {optuna.__version__}")
+    print(f"# search_efficiency  table={table_path.relative_to(ROOT)} ({len(table)} points, {iters} iterations each)  "
+          f"grid best {best:.4f}  seeds {args.seeds}  max trials {max_trials}  optuna {optuna.__version__}")
     print(f"{'target':<22}{'points >= target':>17}{'TPE+ASHA median':>17}{'TPE alone':>11}"
           f"{'random median':>15}{'TPE+ASHA/random':>17}")
     for fraction in sorted({args.fraction, 0.99, 1.0}):
@@ -166,7 +178,7 @@ def main() -> None:
         hits = sum(f >= target for f in finals)
         med = {}
         for name, make in methods.items():
-            counts = [trials_to_target(*make(seed), space, table, target, args.max_trials)
+            counts = [trials_to_target(*make(seed), space, table, target, max_trials)
                       for seed in range(args.seeds)]
             med[name] = statistics.median(counts)
             print(f"  {name} at {fraction:.0%}: per seed {counts}", file=sys.stderr)
