@@ -52,7 +52,8 @@ def test_update_matches_rllib_step():
     assert fast.get_optimizer().defaults["fused"] and not slow.get_optimizer().defaults["fused"]
     start = {k: v.detach().clone() for k, v in fast.module["default_policy"].named_parameters()}
     for learner in (fast, slow):
-        learner.update(episodes=copy.deepcopy(episodes),  # the learner connector edits episodes timesteps={"num_env_steps_sampled_lifetime": 256},
+        learner.update(episodes=copy.deepcopy(episodes),  # the learner connector edits episodes
+                       timesteps={"num_env_steps_sampled_lifetime": 256},
                        num_epochs=2, minibatch_size=64, shuffle_batch_per_epoch=False)
     p_fast = dict(fast.module["default_policy"].named_parameters())
     p_slow = dict(slow.module["default_policy"].named_parameters())
