@@ -6,12 +6,6 @@ This callback records every finished episode's return (the *raw* return when
 the env scales rewards and puts the raw one in ``info["raw_reward"]``) and
 adds, under ``result["pgu"]``:
 
-An episode longer than what one ``sample()`` call collects reaches the callbacks as
-chunks with the same id; ``on_episode_end`` sees only the last one. The partial
-returns of unfinished chunks are therefore kept per episode id (``on_sample_end``)
-and added to the last chunk's return.
-
-
 * ``episode_return_mean``: mean of the last ``WINDOW`` (10) finished episodes;
   ``None`` until one has finished;
 * ``objective``: the same, or the task's floor (the lowest return possible)
@@ -19,6 +13,11 @@ and added to the last chunk's return.
 * ``episodes_total``: episodes finished so far;
 * the task's own metrics (``Task.metrics``, e.g. the bandit's exact greedy expected
   reward), whose ``objective`` (if any) replaces the episode-return one.
+
+An episode longer than what one ``sample()`` call collects reaches the callbacks as
+chunks with the same id; ``on_episode_end`` sees only the last one. The partial
+returns of unfinished chunks are therefore kept per episode id (``on_sample_end``)
+and added to the last chunk's return.
 """
 from __future__ import annotations
 
