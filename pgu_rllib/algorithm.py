@@ -1,27 +1,72 @@
 """``PGUConfig`` and ``PGU``: PPO's algorithm with the PGU update rule.
 
-``PGUConfig`` adds the update-rule keys of ``UpdateRule`` (spec §1–§4) to
-``PPOConfig``, settable through ``.training(...)`` or ``update_from_dict``
-(how Tune passes them), and checked in ``validate()``.
+``PGUConfig`` adds the update-rule keys of ``UpdateRule`` (spec §1–§4) to ``PPOConfig``,
+settable through ``.training(...)`` or ``update_from_dict`` (how Tune passes them), and
+checked in ``validate()``. It also holds three run-level keys that the task recipes set:
+
+* ``pgu_budget``: the run's env-step budget T (MDPO's η_t and ``lr_anneal`` need it);
+* ``lr_anneal``: anneal ``lr`` linearly to 0 at T (CleanRL's MuJoCo schedule), so a search
+  that samples a float ``lr`` keeps the recipe's shape;
+* ``log_std_init``: the initial log-std of a Gaussian policy (RLlib starts it at 0).
 
 Example::
 
     >>> from pgu_rllib import PGUConfig
     >>> config = (PGUConfig().environment("CartPole-v1")
     ...           .env_runners(num_env_runners=0)
-    ...           .training(form="P", scale="mla", alpha_o=1.0, alpha_r=0.5))
+    ...           .training(form="P", scale="mla", alpha_o=1.0, alpha_r=0.5, delta_r="q"))
     >>> config.validate()
 """
 from __future__ import annotations
 
 import dataclasses
+import math
 
 from ray.rllib.algorithms.algorithm_config import NotProvided
 from ray.rllib.algorithms.ppo import PPO, PPOConfig
 
 from pgu_rllib._private.env_runner import PGUEnvRunner
 from pgu_rllib.learner import PGUTorchLearner
-from pgu_rllib.update_rule import UpdateRule
+from pgu_rllib.update_rule import KEYS, UpdateRule
+
+RUN_KEYS = ("pgu_task", "pgu_budget", "lr_anneal", "log_std_init")
+
+
+def _number(v) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+
+
+def _schedule_or(check):
+    """A number passing ``check``, or an RLlib schedule ``[[t, v], ...]`` whose values pass it."""
+    def ok(v):
+        if isinstance(v, (list, tuple)):
+            return bool(v) and all(isinstance(p, (list, tuple)) and len(p) == 2 and _number(p[0]) and check(p[1])
+                                   for p in v)
+        return check(v)
+    return ok
+
+
+_POSITIVE_INT = (lambda v: isinstance(v, int) and not isinstance(v, bool) and v >= 1, "an integer >= 1")
+# PPO knobs every recipe, space and --set goes through: (attribute, check, what is allowed).
+DOMAINS = {
+    "lr": (_schedule_or(lambda v: _number(v) and v > 0), "a finite number > 0 (or a schedule [[t, lr], ...])"),
+    "gamma": (lambda v: _number(v) and 0 < v <= 1, "a number in (0, 1]"),
+    "lambda_": (lambda v: _number(v) and 0 <= v <= 1, "a number in [0, 1]"),
+    "entropy_coeff": (_schedule_or(lambda v: _number(v) and v >= 0), "a finite number >= 0 (or a schedule)"),
+    "vf_loss_coeff": (lambda v: _number(v) and v >= 0, "a finite number >= 0"),
+    "kl_coeff": (lambda v: _number(v) and v >= 0, "a finite number >= 0"),
+    "kl_target": (lambda v: _number(v) and v > 0, "a finite number > 0"),
+    "clip_param": (lambda v: _number(v) and v > 0, "a finite number > 0"),
+    "vf_clip_param": (lambda v: isinstance(v, (int, float)) and not isinstance(v, bool) and v > 0,
+                      "a number > 0 (inf: no clipping)"),
+    "grad_clip": (lambda v: v is None or (_number(v) and v > 0), "null or a finite number > 0"),
+    "num_epochs": _POSITIVE_INT,
+    "minibatch_size": (lambda v: v is None or _POSITIVE_INT[0](v), "null (the whole batch) or an integer >= 1"),
+    "train_batch_size_per_learner": _POSITIVE_INT,
+    "num_envs_per_env_runner": _POSITIVE_INT,
+    "lr_anneal": (lambda v: isinstance(v, bool), "true, false"),
+    "log_std_init": (lambda v: v is None or _number(v), "null or a finite number"),
+}
 
 
 class PGUConfig(PPOConfig):
@@ -31,38 +76,29 @@ class PGUConfig(PPOConfig):
         super().__init__(algo_class=algo_class or PGU)
         for key, value in dataclasses.asdict(UpdateRule()).items():
             setattr(self, key, value)
-        self.pgu_task = None  # the pgu task name, set by Task.configure (callbacks read it)
+        self.pgu_task = None  # the pgu task name, set by Task.configure
+        self.pgu_budget = None  # env steps of this run, set by Task.configure
+        self.lr_anneal = False
+        self.log_std_init = None
         self.env_runner_cls = PGUEnvRunner  # RLlib's runner minus per-step connector timers
 
-    def training(
-        self,
-        *,
-        form=NotProvided,
-        scale=NotProvided,
-        alpha_o=NotProvided,
-        alpha_r=NotProvided,
-        epsilon=NotProvided,
-        tau=NotProvided,
-        delta_r=NotProvided,
-        normalize_delta_r=NotProvided,
-        parameterisation=NotProvided,
-        kl_adaptive=NotProvided,
-        **kwargs,
-    ) -> "PGUConfig":
-        """PPO's ``training()`` plus the update-rule keys (see ``UpdateRule``)."""
+    def training(self, **kwargs) -> "PGUConfig":
+        """PPO's ``training()`` plus the update-rule keys (``UpdateRule``'s fields) and
+        ``lr_anneal``."""
+        ours = {k: kwargs.pop(k) for k in (*KEYS, "lr_anneal") if k in kwargs}
         super().training(**kwargs)
-        given = dict(form=form, scale=scale, alpha_o=alpha_o, alpha_r=alpha_r, epsilon=epsilon,
-                     tau=tau, delta_r=delta_r, normalize_delta_r=normalize_delta_r,
-                     parameterisation=parameterisation, kl_adaptive=kl_adaptive)
-        for key, value in given.items():
+        for key, value in ours.items():
             if value is not NotProvided:
                 setattr(self, key, value)
         return self
 
     @property
     def _model_config_auto_includes(self) -> dict:
-        # The logit modules (pgu_rllib.modules) emit q/τ, so they need τ (spec §2).
-        extra = {"pgu_tau": float(self.tau)} if self.parameterisation == "logit" else {}
+        extra = {}
+        if self.parameterisation == "logit":  # the logit modules emit q/τ, so they need τ (spec §2)
+            extra["pgu_tau"] = float(self.tau)
+        if self.log_std_init is not None:
+            extra["pgu_log_std_init"] = float(self.log_std_init)
         return super()._model_config_auto_includes | extra
 
     def update_rule(self) -> UpdateRule:
@@ -70,11 +106,25 @@ class PGUConfig(PPOConfig):
         return UpdateRule.from_object(self)
 
     def validate(self) -> None:
+        for attr, (ok, allowed) in DOMAINS.items():  # before RLlib's checks, which can crash on bad types
+            value = getattr(self, attr)
+            if not ok(value):
+                self._value_error(f"{attr.rstrip('_')}={value!r} is not allowed; allowed: {allowed}")
         super().validate()
         try:
             self.update_rule().validate()
         except ValueError as err:
             self._value_error(str(err))
+        if self.delta_r == "return" and self.batch_mode != "complete_episodes":
+            self._value_error("delta_r='return' (Monte-Carlo returns) needs batch_mode='complete_episodes'; "
+                              "a cut episode chunk has no return-to-go")
+        needs_budget = [k for k, on in (("kl_schedule='mdpo'", self.use_kl_loss and self.kl_schedule == "mdpo"),
+                                        ("lr_anneal=true", self.lr_anneal)) if on]
+        if needs_budget and not (isinstance(self.pgu_budget, int) and self.pgu_budget > 0):
+            self._value_error(f"{needs_budget[0]} needs pgu_budget, the run's env steps (a positive integer); "
+                              f"got {self.pgu_budget!r}")
+        if self.lr_anneal and not isinstance(self.lr, (int, float)):
+            self._value_error(f"lr_anneal=true needs a number lr, got {self.lr!r}")
 
     def get_default_learner_class(self):
         return PGUTorchLearner

@@ -12,7 +12,8 @@ adds, under ``result["pgu"]``:
   before the first episode, so Tune/Optuna always see a finite number;
 * ``episodes_total``: episodes finished so far;
 * the task's own metrics (``Task.metrics``, e.g. the bandit's exact greedy expected
-  reward), whose ``objective`` (if any) replaces the episode-return one.
+  reward); a task with an ``objective_key`` scores itself (``Task.objective``: that
+  metric, or its mean over the iterations so far), replacing the episode-return objective.
 
 An episode longer than what one ``sample()`` call collects reaches the callbacks as
 chunks with the same id; ``on_episode_end`` sees only the last one. The partial
@@ -47,6 +48,7 @@ class EpisodeReturns(RLlibCallback):
         self._window = collections.deque(maxlen=WINDOW)
         self._total = 0
         self._partial: dict[str, float] = {}  # episode id -> return of its earlier chunks
+        self._history: list[float] = []  # the task's objective metric, one per iteration
 
     def on_algorithm_init(self, *, algorithm, **kwargs):
         import torch
@@ -83,7 +85,11 @@ class EpisodeReturns(RLlibCallback):
             "node_id": _node_id(),
         }
         if task is not None and task.metrics is not None:
-            result["pgu"].update(task.metrics(algorithm))
+            metrics = task.metrics(algorithm)
+            result["pgu"].update(metrics)
+            objective = task.objective(metrics, self._history)
+            if objective is not None:
+                result["pgu"]["objective"] = objective
 
 
 def _node_id() -> str | None:

@@ -13,6 +13,8 @@ import argparse
 import json
 import sys
 
+from pgu_rllib.errors import InvalidArgument, PGUError
+
 DEFAULT_REGISTRY = "sqlite:///pgu_results/registry.db"
 
 
@@ -84,7 +86,7 @@ def cmd_train(args) -> int:
                              f"{'' if args.space is None else f' and space {args.space!r}'} in the registry; "
                              f"run `pgu search --task {args.task}` first")
         print(f"[pgu train] from best: space {row['space']}, search {row['search_name']}, "
-              f"held-out {row['heldout_mean']:.4g} ± {row['heldout_std']:.2g}", file=sys.stderr)
+              f"{_test_line(row)}", file=sys.stderr)
         args.preset = row["preset"]
         overrides = {**row["params"], **overrides}
     build_config(args.task, args.preset, overrides, args.seed)  # fail fast, before Ray starts
@@ -99,31 +101,72 @@ def cmd_train(args) -> int:
     return 0
 
 
+def _fmt(v) -> str:
+    return "-" if v is None else f"{v:.4g}" if isinstance(v, float) else str(v)
+
+
+def _params(params: dict) -> str:
+    return ", ".join(f"{k}={_fmt(v)}" for k, v in params.items()) or "(the preset as it is)"
+
+
+def _test_line(row: dict) -> str:
+    """The reported scores of a best row or summary: test seeds only."""
+    if row.get("test_mean") is None:
+        return f"no test scores (selection mean {_fmt(row['selection_mean'])}; registry migrated from schema 0001)"
+    lo, hi = row["test_ci95"] or (None, None)
+    return (f"test {row['test_mean']:.4g} ± {row['test_std']:.3g} (median {row['test_median']:.4g}, "
+            f"IQM {row['test_iqm']:.4g}, 95% CI [{_fmt(lo)}, {_fmt(hi)}], {len(row['test_scores'])} seeds)")
+
+
 def cmd_search(args) -> int:
+    import contextlib
+
     from pgu_rllib.search_service import search
     from pgu_rllib.training import json_safe
-
-    import contextlib
 
     with contextlib.redirect_stdout(sys.stderr):  # Tune's console output: stdout stays ours
         summary = search(args.task, args.space, args.trials, max_concurrent=args.max_concurrent,
                          env_steps=args.env_steps, seed=args.seed, registry=args.registry,
                          storage_path=args.storage_path, name=args.name, resume=args.resume,
                          gpus_per_trial=args.gpus_per_trial, top_k=args.top_k,
-                         heldout_seeds=args.heldout_seeds)
-    if summary["status"] != "complete":  # interrupted (Ctrl-C): resumable, exit like SIGINT does
+                         selection_seeds=args.selection_seeds, test_seeds=args.test_seeds)
+    if summary["status"] != "complete":  # interrupted (Ctrl-C, SIGTERM): resumable, exit like SIGINT does
+        print(f"pgu: search {summary['name']} interrupted during {summary['phase']}; continue it with the same "
+              f"command and --resume", file=sys.stderr)
         if args.json:
             print(json.dumps(json_safe(summary)))
         return 130
-    print(f"\nBest configurations of {summary['name']} (held-out: {len(summary['protocol']['test_seeds'])} "
-          f"test seeds x {summary['protocol']['budget_env_steps']:,} env steps)")
-    print(f"{'rank':<5} {'tuning':>9} {'held-out mean':>14} {'std':>8} {'median':>9}  overrides")
+    protocol = summary["protocol"]
+    print(f"\nCandidates of {summary['name']} (top {protocol['top_k']} by tuning score, re-trained on "
+          f"{len(protocol['selection_seeds'])} selection seeds x {protocol['budget_env_steps']:,} env steps)")
+    print(f"{'rank':<5} {'tuning':>9} {'selection mean':>15}  overrides")
+    winner = summary["best"]
     for c in summary["candidates"]:
-        mark = "*" if c["params"] == summary["best"]["params"] else " "
-        params = ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in c["params"].items())
-        print(f"{c['rank']:<3}{mark}  {c['tuning_score']:>9.4g} {c['heldout_mean']:>14.4g} {c['heldout_std']:>8.3g} "
-              f"{c['heldout_median']:>9.4g}  {params}")
-    print(f"registry: {summary['registry']} ({'updated' if summary['registry_updated'] else 'kept a better earlier row'})")
+        mark = "*" if c["params"] == winner["params"] else " "
+        print(f"{c['rank']:<3}{mark}  {c['tuning_score']:>9.4g} {c['selection_mean']:>15.4g}  {_params(c['params'])}")
+    print(f"winner (*) on {len(protocol['test_seeds'])} test seeds: {_test_line(winner)}")
+    print(f"registry: {summary['registry']} ({'updated' if summary['registry_updated'] else 'kept an earlier row with a higher selection mean'})")
+    if args.json:
+        print(json.dumps(json_safe(summary), default=str))
+    return 0
+
+
+def cmd_evaluate(args) -> int:
+    import contextlib
+
+    from pgu_rllib.search_service import evaluate
+    from pgu_rllib.training import json_safe
+
+    with contextlib.redirect_stdout(sys.stderr):
+        summary = evaluate(args.task, args.preset, parse_sets(args.set), env_steps=args.env_steps, seed=args.seed,
+                           test_seeds=args.test_seeds, name=args.name, registry=args.registry,
+                           storage_path=args.storage_path, max_concurrent=args.max_concurrent,
+                           gpus_per_trial=args.gpus_per_trial, resume=args.resume)
+    if summary["status"] != "complete":
+        print(f"pgu: evaluation {summary['name']} interrupted; continue it with the same command and --resume",
+              file=sys.stderr)
+        return 130
+    print(f"{summary['task']} / preset {summary['preset']} + {_params(summary['overrides'])}: {_test_line(summary)}")
     if args.json:
         print(json.dumps(json_safe(summary), default=str))
     return 0
@@ -145,10 +188,24 @@ def cmd_best(args) -> int:
               ("" if args.space is None else f" and space {args.space!r}"), file=sys.stderr)
         return 1
     for r in rows:
-        params = ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in r["params"].items())
-        print(f"{r['task']} / {r['space']}: held-out {r['heldout_mean']:.4g} ± {r['heldout_std']:.3g} "
-              f"(median {r['heldout_median']:.4g}, {len(r['heldout_scores'])} seeds), tuning {r['tuning_score']:.4g}"
-              f"\n    preset {r['preset']} + {params}\n    search {r['search_name']}, {r['updated_at']}")
+        print(f"{r['task']} / {r['space']}: {_test_line(r)}\n"
+              f"    chosen by: selection mean {r['selection_mean']:.4g} on seeds {r['selection_seeds']}, "
+              f"tuning score {r['tuning_score']:.4g}\n"
+              f"    preset {r['preset']} + {_params(r['params'])}\n    search {r['search_name']}, {r['updated_at']}")
+    return 0
+
+
+def cmd_registry(args) -> int:
+    from pgu_rllib.registry import Registry, head_revision
+
+    reg = Registry(args.registry)
+    reg.check_reachable()
+    before = reg.schema()
+    if args.action == "upgrade":
+        reg.connect()
+        print(f"registry {reg.safe_url}: schema {before or '(empty)'} -> {reg.schema()}")
+    else:
+        print(f"registry {reg.safe_url}: schema {before or '(empty)'}; this pgu-rllib writes {head_revision()}")
     return 0
 
 
@@ -178,13 +235,13 @@ def cmd_dashboard(args) -> int:
     import optuna_dashboard
 
     from pgu_rllib.registry import Registry
-    from pgu_rllib.search_service import _absolute_sqlite
+    from pgu_rllib.search_service import absolute_sqlite
 
     reg = Registry(args.registry)
     reg.check_reachable()
     print(f"optuna-dashboard for {reg.safe_url} at http://{args.host}:{args.port}/ (Ctrl-C stops)",
           file=sys.stderr, flush=True)
-    optuna_dashboard.run_server(_absolute_sqlite(args.registry), host=args.host, port=args.port)
+    optuna_dashboard.run_server(absolute_sqlite(args.registry), host=args.host, port=args.port)
     return 0
 
 
@@ -227,10 +284,34 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--name", help="search name (default TASK-SPACE-sSEED); also the Optuna study name")
     p.add_argument("--resume", action="store_true", help="continue an interrupted search of this --name")
     p.add_argument("--gpus-per-trial", type=_fraction, default=0.0, help="e.g. 0.25: four trials share a GPU")
-    p.add_argument("--top-k", type=_positive_int, default=3, help="configurations re-trained on held-out seeds")
-    p.add_argument("--heldout-seeds", type=_positive_int, default=5, help="held-out test seeds per configuration")
+    p.add_argument("--top-k", type=_positive_int, default=3, help="configurations re-trained on the selection seeds")
+    p.add_argument("--selection-seeds", type=_positive_int, default=3,
+                   help="seeds the top-k are re-trained on; the winner is chosen there")
+    p.add_argument("--test-seeds", type=_positive_int, default=5,
+                   help="seeds only the winner is re-trained on: the reported scores")
     p.add_argument("--json", action="store_true", help="end stdout with one JSON summary line")
     p.set_defaults(fn=cmd_search)
+
+    p = sub.add_parser("evaluate", help="train one fixed configuration on the test seeds (a baseline)")
+    p.add_argument("--task", required=True)
+    p.add_argument("--preset", default="ppo")
+    p.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a config key (repeatable)")
+    p.add_argument("--env-steps", type=_positive_int, help="budget of each run (default: the task's)")
+    p.add_argument("--seed", type=int, default=0, help="picks the test seeds, as for pgu search --seed")
+    p.add_argument("--test-seeds", type=_positive_int, default=5)
+    p.add_argument("--name", help="name of this evaluation in the registry (default TASK-PRESET-sSEED)")
+    p.add_argument("--registry", default=DEFAULT_REGISTRY, help="SQLAlchemy URL (default %(default)s)")
+    p.add_argument("--storage-path", default="pgu_results/tune", help="Tune results")
+    p.add_argument("--max-concurrent", type=_positive_int, help="runs at a time (default: the CPUs)")
+    p.add_argument("--gpus-per-trial", type=_fraction, default=0.0)
+    p.add_argument("--resume", action="store_true", help="continue an interrupted evaluation of this --name")
+    p.add_argument("--json", action="store_true", help="end stdout with one JSON summary line")
+    p.set_defaults(fn=cmd_evaluate)
+
+    p = sub.add_parser("registry", help="show or upgrade the registry's schema version")
+    p.add_argument("action", choices=["version", "upgrade"])
+    p.add_argument("--registry", default=DEFAULT_REGISTRY)
+    p.set_defaults(fn=cmd_registry)
 
     p = sub.add_parser("best", help="show the best stored configuration of a task")
     p.add_argument("--task", required=True)
@@ -274,6 +355,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         return args.fn(args)
+    except PGUError as err:
+        flag = f"--{err.param.replace('_', '-')}" if isinstance(err, InvalidArgument) else None
+        parser.exit(2, f"pgu: error: {err.worded(flag=flag).splitlines()[0]}\n")
     except ValueError as err:
         # One line: RLlib appends a hint about `_validate_config` on a second line.
         parser.exit(2, f"pgu: error: {str(err).splitlines()[0]}\n")

@@ -7,8 +7,14 @@ is logged so RLlib's adaptive coefficient keeps working. The policy term is
 ``surrogate(form, f(Δ_O, Δ_R))``. With the ``ppo`` preset the gradient equals
 ``PPOTorchLearner``'s exactly (tests/test_ppo_parity.py).
 
-Logged per module: ``delta_o_mean``, ``abs_f_mean``, ``f_zero_frac`` and
-``surrogate_loss`` (also under RLlib's ``policy_loss``). The optimiser step (global-norm
+The KL penalty is PPO's KL(π_old‖π_θ) with RLlib's adaptive coefficient by default;
+``kl_direction="new_old"`` penalises KL(π_θ‖π_old) instead and ``kl_schedule`` sets the
+coefficient: ``fixed`` keeps ``kl_coeff``, ``mdpo`` uses ``kl_coeff/η_t`` with
+``η_t = max(1 − t/T, 0.01)``, ``t`` the env steps sampled so far and ``T = pgu_budget``.
+
+Logged per module (``learners/<module>/``): ``delta_o_mean``, ``delta_o_abs_max`` (max over
+the update's minibatches), ``abs_f_mean``, ``f_zero_frac`` and ``surrogate_loss`` (also
+under RLlib's ``policy_loss``). The optimiser step (global-norm
 clip, NaN guard, Adam) is RLlib's math with fused kernels (``_private/fast_torch_learner``).
 """
 from __future__ import annotations
@@ -27,13 +33,20 @@ from ray.rllib.algorithms.ppo.torch.ppo_torch_learner import PPOTorchLearner
 from ray.rllib.core.columns import Columns
 from ray.rllib.core.learner.learner import ENTROPY_KEY, POLICY_LOSS_KEY, VF_LOSS_KEY
 from ray.rllib.utils.annotations import override
+from ray.rllib.utils.metrics import NUM_ENV_STEPS_SAMPLED_LIFETIME
 from ray.rllib.utils.torch_utils import explained_variance
 
 from pgu_rllib._private.fast_torch_learner import FastUpdateMixin
+from pgu_rllib.connectors import RETURNS, PGUAdvantageEstimation
 from pgu_rllib.forms import expected_q_continuous, expected_q_discrete, surrogate
 from pgu_rllib.qreading import q_all_actions, q_soft
 from pgu_rllib.signals import check_finite, delta_o, delta_r
-from pgu_rllib.update_rule import UpdateRule
+from pgu_rllib.update_rule import MDPO_ETA_MIN, UpdateRule
+
+
+def mdpo_kl_coeff(kl_coeff: float, env_steps: int, budget: int) -> float:
+    """MDPO's penalty coefficient ``kl_coeff / η_t`` with ``η_t = max(1 − t/T, 0.01)``."""
+    return kl_coeff / max(1.0 - env_steps / budget, MDPO_ETA_MIN)
 
 
 class PGUTorchLearner(FastUpdateMixin, PPOTorchLearner):
@@ -47,6 +60,14 @@ class PGUTorchLearner(FastUpdateMixin, PPOTorchLearner):
         super().build()
         self._pgu_rules: Dict[str, tuple] = {}
         self._pgu_step = 0
+        # RLlib's GAE plus the Monte-Carlo return column for delta_r="return" (connectors.py).
+        if self._learner_connector is not None and self.config.add_default_connectors_to_learner_pipeline:
+            needs = frozenset(mid for mid in self.module.keys()
+                              if self.config.get_config_for_module(mid).delta_r == "return")
+            if needs:
+                self._learner_connector.remove("GeneralAdvantageEstimation")
+                self._learner_connector.append(PGUAdvantageEstimation(
+                    gamma=self.config.gamma, lambda_=self.config.lambda_, returns_for=needs))
 
     def _rule_for(self, module_id, config, module):
         if module_id not in self._pgu_rules:
@@ -85,12 +106,14 @@ class PGUTorchLearner(FastUpdateMixin, PPOTorchLearner):
             prev_dist = module.get_exploration_action_dist_cls().from_logits(
                 batch[Columns.ACTION_DIST_INPUTS]
             )
-            mean_kl_loss = masked_mean(prev_dist.kl(curr_dist))
+            kl = prev_dist.kl(curr_dist) if rule.kl_direction == "old_new" else curr_dist.kl(prev_dist)
+            mean_kl_loss = masked_mean(kl)
         else:
             mean_kl_loss = torch.tensor(0.0, device=logp.device)
         entropy = curr_dist.entropy()
 
-        needs_value = rule.parameterisation == "soft" and (rule.form == "Q" or rule.delta_r == "q")
+        needs_value = rule.delta_r == "v" or (rule.parameterisation == "soft" and
+                                               (rule.form == "Q" or rule.delta_r == "q"))
         values = None
         if config.use_critic or needs_value:
             values = module.compute_values(batch, embeddings=fwd_out.get(Columns.EMBEDDINGS))
@@ -108,12 +131,16 @@ class PGUTorchLearner(FastUpdateMixin, PPOTorchLearner):
             expected_q = expected_q_continuous(entropy, rule.tau)
 
         # The two signals (spec §1) and the scale (spec §4).
-        x = delta_o(logp, batch[Columns.ACTION_LOGP])
+        # One gradient step per batch (num_epochs 1, no minibatches): Δ_O ≡ 0 by construction.
+        one_step = config.num_epochs == 1 and not config.minibatch_size
+        x = delta_o(logp, batch[Columns.ACTION_LOGP], on_policy=one_step)
         y = delta_r(
             rule.delta_r,
             advantages=batch.get(Columns.ADVANTAGES),
             value_targets=batch.get(Columns.VALUE_TARGETS),
+            returns=batch.get(RETURNS),
             q_sa=q_sa,
+            v_s=values,
             normalize=rule.normalize_delta_r,
             mask=mask,
         )
@@ -156,11 +183,25 @@ class PGUTorchLearner(FastUpdateMixin, PPOTorchLearner):
             key=module_id,
             window=1,
         )
+        # max over every minibatch of the update (a "max" Stats empties on each reduce)
+        self.metrics.log_value((module_id, "delta_o_abs_max"),
+                               torch.max(torch.where(mask, x.abs(), 0.0)) if mask is not None else x.abs().max(),
+                               reduce="max")
         return total_loss
 
     @override(PPOTorchLearner)
+    def before_gradient_based_update(self, *, timesteps) -> None:
+        super().before_gradient_based_update(timesteps=timesteps)
+        for module_id in self.module.keys():
+            config = self.config.get_config_for_module(module_id)
+            if config.use_kl_loss and config.kl_schedule == "mdpo":
+                steps = int(timesteps.get(NUM_ENV_STEPS_SAMPLED_LIFETIME, 0))
+                self.curr_kl_coeffs_per_module[module_id].data.fill_(
+                    mdpo_kl_coeff(config.kl_coeff, steps, config.pgu_budget))
+
+    @override(PPOTorchLearner)
     def _update_module_kl_coeff(self, *, module_id, config, kl_loss) -> None:
-        if config.kl_adaptive:
+        if config.kl_schedule == "adaptive":
             return super()._update_module_kl_coeff(module_id=module_id, config=config, kl_loss=kl_loss)
         self.metrics.log_value(
             (module_id, LEARNER_RESULTS_CURR_KL_COEFF_KEY),

@@ -1,4 +1,9 @@
-"""Logit-parameterised RLModules for the paper's tasks (spec §2, ``parameterisation="logit"``).
+"""RLModules: RLlib's default PPO module with a settable initial log-std, and the
+logit-parameterised modules of the paper's tasks (spec §2, ``parameterisation="logit"``).
+
+``PGUPPOTorchRLModule`` is RLlib's ``DefaultPPOTorchRLModule``; when
+``model_config["pgu_log_std_init"]`` is set (``PGUConfig.log_std_init``) it starts the free
+log-std of its Gaussian policy there instead of at 0 (SB3's ``log_std_init``).
 
 The modules hold ``q_θ(s, ·)`` and emit the logits ``q_θ(s, ·)/τ``, so the learner's
 reading ``q = τ·logits`` returns ``q_θ`` for every τ. τ reaches the module as
@@ -11,11 +16,27 @@ from __future__ import annotations
 
 import numpy as np
 import torch
+from ray.rllib.algorithms.ppo.torch.default_ppo_torch_rl_module import DefaultPPOTorchRLModule
 from ray.rllib.core.columns import Columns
 from ray.rllib.core.rl_module.apis.value_function_api import ValueFunctionAPI
 from ray.rllib.core.rl_module.torch.torch_rl_module import TorchRLModule
 
 from pgu_rllib.envs.bandit import THETA_STAR, action_embedding
+
+
+class PGUPPOTorchRLModule(DefaultPPOTorchRLModule):
+    """RLlib's default PPO module, with the free log-std started at ``pgu_log_std_init``."""
+
+    def setup(self):
+        super().setup()
+        init = (self.model_config or {}).get("pgu_log_std_init")
+        if init is not None:
+            log_std = getattr(self.pi, "log_std", None)
+            if log_std is None:
+                raise ValueError("log_std_init needs a Gaussian policy with a free log-std "
+                                 "(model_config free_log_std=True)")
+            with torch.no_grad():
+                log_std.fill_(float(init))
 
 
 class _LogitQModule(TorchRLModule, ValueFunctionAPI):

@@ -1,29 +1,62 @@
-"""The registry: searches, trials, held-out evaluations and the best configuration per
-(task, space), in any SQLAlchemy database (default ``sqlite:///pgu_results/registry.db``).
+"""The registry: searches, trials, selection and test evaluations, and the best configuration
+per (task, space), in any SQLAlchemy database (default ``sqlite:///pgu_results/registry.db``).
 
-Every write is one transaction, so a crash leaves whole rows or none. The Optuna study of
-a search lives in the same database (Optuna's own tables), so optuna-dashboard opens it.
+Every write is one transaction, so a crash leaves whole rows or none. The Optuna study of a
+search lives in the same database (Optuna's own tables), so optuna-dashboard opens it.
+
+**Schema versions.** The schema is managed by Alembic (``pgu_rllib/migrations``; its version
+table is ``pgu_alembic_version``, apart from Optuna's ``alembic_version``). A writer
+(``connect()``) creates or upgrades it; a registry written before Alembic (the schema of
+pgu-rllib ≤ 0.1, revision ``0001``) is recognised and upgraded in place. A reader refuses an
+old registry with one line that says how to upgrade it (``pgu registry upgrade``), so reading
+never writes.
 
 Example::
 
-    >>> reg = Registry("sqlite://")          # in memory
+    >>> reg = Registry("sqlite://").connect()          # in memory
     >>> reg.best("bandit") is None
     True
 """
 from __future__ import annotations
 
 import datetime as dt
-import json
+import enum
 import pathlib
 
 import sqlalchemy as sa
 from sqlalchemy import orm
 
 DEFAULT_URL = "sqlite:///pgu_results/registry.db"
+VERSION_TABLE = "pgu_alembic_version"
+REGISTRY_ENV = "PGU_REGISTRY_URL"  # how a search's Tune callbacks find its registry (never pickled)
+MIGRATIONS = pathlib.Path(__file__).resolve().parent / "migrations"
+
+
+class SearchStatus(str, enum.Enum):
+    RUNNING = "running"
+    COMPLETE = "complete"
+    INTERRUPTED = "interrupted"
+    FAILED = "failed"
+
+
+class TrialStatus(str, enum.Enum):
+    COMPLETE = "complete"  # ran the full budget
+    STOPPED_EARLY = "stopped_early"  # stopped by the scheduler (ASHA)
+    ERROR = "error"
+
+
+class Phase(str, enum.Enum):
+    SELECTION = "selection"  # top-k re-trained on the selection seeds; the winner is chosen here
+    TEST = "test"  # the winner re-trained on the test seeds; reported, never used for a choice
+
+
+def _enum(cls):
+    return sa.Enum(cls, native_enum=False, length=32, values_callable=lambda e: [m.value for m in e],
+                   validate_strings=True, create_constraint=False)
 
 
 class Base(orm.DeclarativeBase):
-    pass
+    type_annotation_map = {dict: sa.JSON, list: sa.JSON}
 
 
 def _now():
@@ -37,11 +70,12 @@ class SearchRow(Base):
     task: orm.Mapped[str] = orm.mapped_column(sa.String(64))
     space: orm.Mapped[str] = orm.mapped_column(sa.String(200))
     space_yaml: orm.Mapped[str] = orm.mapped_column(sa.Text)
-    settings: orm.Mapped[str] = orm.mapped_column(sa.Text)  # JSON: trials, budget, seed, ...
-    status: orm.Mapped[str] = orm.mapped_column(sa.String(32))  # running|complete|interrupted|failed
+    settings: orm.Mapped[dict]  # trials, budget, seed, ...
+    status: orm.Mapped[SearchStatus] = orm.mapped_column(_enum(SearchStatus))
     storage_path: orm.Mapped[str] = orm.mapped_column(sa.Text)
-    versions: orm.Mapped[str] = orm.mapped_column(sa.Text)
+    versions: orm.Mapped[dict]
     git_commit: orm.Mapped[str | None] = orm.mapped_column(sa.String(64), nullable=True)
+    timings: orm.Mapped[dict] = orm.mapped_column(default=dict)  # phase -> {wall_s, env_steps}
     created_at: orm.Mapped[dt.datetime] = orm.mapped_column(default=_now)
     updated_at: orm.Mapped[dt.datetime] = orm.mapped_column(default=_now, onupdate=_now)
 
@@ -52,26 +86,29 @@ class TrialRow(Base):
     id: orm.Mapped[int] = orm.mapped_column(primary_key=True)
     search_id: orm.Mapped[int] = orm.mapped_column(sa.ForeignKey("pgu_searches.id"))
     tune_trial_id: orm.Mapped[str] = orm.mapped_column(sa.String(64))
-    params: orm.Mapped[str] = orm.mapped_column(sa.Text)  # JSON: the sampled keys
+    params: orm.Mapped[dict]  # the sampled keys
     score: orm.Mapped[float | None] = orm.mapped_column(sa.Float, nullable=True)
     env_steps: orm.Mapped[int] = orm.mapped_column(sa.Integer, default=0)
     iterations: orm.Mapped[int] = orm.mapped_column(sa.Integer, default=0)
-    status: orm.Mapped[str] = orm.mapped_column(sa.String(32))  # complete|stopped_early|error
+    status: orm.Mapped[TrialStatus] = orm.mapped_column(_enum(TrialStatus))
     node_id: orm.Mapped[str | None] = orm.mapped_column(sa.String(64), nullable=True)
-    curve: orm.Mapped[str] = orm.mapped_column(sa.Text, default="[]")  # JSON [[env_steps, objective]]
+    curve: orm.Mapped[list] = orm.mapped_column(default=list)  # [[env_steps, objective], ...]
     finished_at: orm.Mapped[dt.datetime] = orm.mapped_column(default=_now)
 
 
 class EvaluationRow(Base):
     __tablename__ = "pgu_evaluations"
-    __table_args__ = (sa.UniqueConstraint("search_id", "candidate", "seed"),)
+    __table_args__ = (sa.UniqueConstraint("search_id", "phase", "candidate", "seed"),)
     id: orm.Mapped[int] = orm.mapped_column(primary_key=True)
     search_id: orm.Mapped[int] = orm.mapped_column(sa.ForeignKey("pgu_searches.id"))
+    phase: orm.Mapped[Phase] = orm.mapped_column(_enum(Phase))
     candidate: orm.Mapped[int] = orm.mapped_column(sa.Integer)  # rank by tuning score, 0 = best
-    params: orm.Mapped[str] = orm.mapped_column(sa.Text)
+    params: orm.Mapped[dict]
     seed: orm.Mapped[int] = orm.mapped_column(sa.Integer)
     score: orm.Mapped[float] = orm.mapped_column(sa.Float)
     node_id: orm.Mapped[str | None] = orm.mapped_column(sa.String(64), nullable=True)
+    curve: orm.Mapped[list] = orm.mapped_column(default=list)  # [[env_steps, objective], ...]
+    wall_s: orm.Mapped[float | None] = orm.mapped_column(sa.Float, nullable=True)
     finished_at: orm.Mapped[dt.datetime] = orm.mapped_column(default=_now)
 
 
@@ -83,23 +120,28 @@ class BestRow(Base):
     space: orm.Mapped[str] = orm.mapped_column(sa.String(200))
     search_name: orm.Mapped[str] = orm.mapped_column(sa.String(200))
     preset: orm.Mapped[str] = orm.mapped_column(sa.String(64))
-    params: orm.Mapped[str] = orm.mapped_column(sa.Text)   # JSON: overrides on top of the preset
-    config: orm.Mapped[str] = orm.mapped_column(sa.Text)   # JSON: the readable summary
+    params: orm.Mapped[dict]  # overrides on top of the preset
+    config: orm.Mapped[dict]  # the readable summary
     tuning_score: orm.Mapped[float] = orm.mapped_column(sa.Float)
-    heldout_mean: orm.Mapped[float] = orm.mapped_column(sa.Float)
-    heldout_std: orm.Mapped[float] = orm.mapped_column(sa.Float)
-    heldout_median: orm.Mapped[float] = orm.mapped_column(sa.Float)
-    heldout_scores: orm.Mapped[str] = orm.mapped_column(sa.Text)
-    protocol: orm.Mapped[str] = orm.mapped_column(sa.Text)  # JSON: budget, eval, seeds
-    versions: orm.Mapped[str] = orm.mapped_column(sa.Text)
+    selection_mean: orm.Mapped[float] = orm.mapped_column(sa.Float)
+    selection_scores: orm.Mapped[list]
+    selection_seeds: orm.Mapped[list]
+    # NULL for rows migrated from the old schema, which had no test seeds.
+    test_mean: orm.Mapped[float | None] = orm.mapped_column(sa.Float, nullable=True)
+    test_std: orm.Mapped[float | None] = orm.mapped_column(sa.Float, nullable=True)
+    test_median: orm.Mapped[float | None] = orm.mapped_column(sa.Float, nullable=True)
+    test_iqm: orm.Mapped[float | None] = orm.mapped_column(sa.Float, nullable=True)
+    test_ci95: orm.Mapped[list | None] = orm.mapped_column(nullable=True)
+    test_scores: orm.Mapped[list | None] = orm.mapped_column(nullable=True)
+    test_seeds: orm.Mapped[list | None] = orm.mapped_column(nullable=True)
+    protocol: orm.Mapped[dict]  # budget, evaluation, seed sets, selection rule
+    versions: orm.Mapped[dict]
     git_commit: orm.Mapped[str | None] = orm.mapped_column(sa.String(64), nullable=True)
     created_at: orm.Mapped[dt.datetime] = orm.mapped_column(default=_now)
     updated_at: orm.Mapped[dt.datetime] = orm.mapped_column(default=_now, onupdate=_now)
 
     def as_dict(self) -> dict:
         out = {c.name: getattr(self, c.name) for c in self.__table__.columns}
-        for key in ("params", "config", "heldout_scores", "protocol", "versions"):
-            out[key] = json.loads(out[key])
         for key in ("created_at", "updated_at"):
             out[key] = out[key].isoformat() + "Z"
         return out
@@ -114,8 +156,33 @@ def check_url(url: str) -> sa.engine.URL:
                          f"{DEFAULT_URL} or postgresql://user@host/db") from None
 
 
+def _alembic_config(connection):
+    from alembic.config import Config
+
+    cfg = Config()
+    cfg.set_main_option("script_location", str(MIGRATIONS))
+    cfg.attributes["connection"] = connection
+    return cfg
+
+
+def head_revision() -> str:
+    from alembic.script import ScriptDirectory
+
+    return ScriptDirectory.from_config(_alembic_config(None)).get_current_head()
+
+
+def _revision(connection) -> str | None:
+    """The schema revision, ``"0001"`` for a pre-Alembic registry, None for an empty database."""
+    from alembic.runtime.migration import MigrationContext
+
+    current = MigrationContext.configure(connection, opts={"version_table": VERSION_TABLE}).get_current_revision()
+    if current is None and sa.inspect(connection).has_table("pgu_searches"):
+        return "0001"
+    return current
+
+
 class Registry:
-    """A handle on the registry database. ``connect()`` checks it is reachable."""
+    """A handle on the registry database. ``connect()`` creates or upgrades its schema."""
 
     def __init__(self, url: str = DEFAULT_URL):
         self.url = url
@@ -124,21 +191,36 @@ class Registry:
         try:
             self.engine = sa.create_engine(parsed, future=True, pool_pre_ping=True)
         except Exception as err:  # unknown dialect, missing driver
-            raise ValueError(f"registry URL {url!r} cannot be used: {type(err).__name__}: "
-                             f"{str(err).splitlines()[0]}") from None
+            raise ValueError(f"registry URL {self.safe_url} cannot be used: {type(err).__name__}: "
+                             f"{_first_line(err)}") from None
         self.Session = orm.sessionmaker(self.engine, expire_on_commit=False)
 
+    def _unreachable(self, err) -> ValueError:
+        return ValueError(f"registry {self.safe_url} is unreachable: {_first_line(getattr(err, 'orig', err))}")
+
     def connect(self) -> "Registry":
-        """Create the directory (SQLite) and tables; raise ``ValueError`` if unreachable."""
+        """Create the directory (SQLite) and create or upgrade the schema to the current revision."""
+        from alembic import command
+
         if self._sqlite_path and self._sqlite_path != ":memory:":
-            parent = pathlib.Path(self._sqlite_path).parent
-            if not parent.exists():
-                parent.mkdir(parents=True, exist_ok=True)
+            pathlib.Path(self._sqlite_path).parent.mkdir(parents=True, exist_ok=True)
         try:
-            Base.metadata.create_all(self.engine)
+            for attempt in range(2):  # a concurrent writer may upgrade between our read and our write
+                try:
+                    with self.engine.begin() as conn:
+                        current = _revision(conn)
+                        if current == head_revision():
+                            return self
+                        cfg = _alembic_config(conn)
+                        if current == "0001" and not _has_version_table(conn):
+                            command.stamp(cfg, "0001")
+                        command.upgrade(cfg, "head")
+                    return self
+                except sa.exc.OperationalError:
+                    if attempt:
+                        raise
         except sa.exc.SQLAlchemyError as err:
-            raise ValueError(f"registry {self.safe_url} is unreachable: "
-                             f"{str(err.orig if hasattr(err, 'orig') else err).splitlines()[0]}") from None
+            raise self._unreachable(err) from None
         return self
 
     def check_reachable(self) -> None:
@@ -152,15 +234,45 @@ class Registry:
             with self.engine.connect():
                 pass
         except sa.exc.SQLAlchemyError as err:
-            raise ValueError(f"registry {self.safe_url} is unreachable: "
-                             f"{str(getattr(err, 'orig', err)).splitlines()[0]}") from None
+            raise self._unreachable(err) from None
+
+    def schema(self) -> str | None:
+        """The schema revision of the database (None when it holds no pgu tables)."""
+        if self._sqlite_path and self._sqlite_path != ":memory:" and not pathlib.Path(self._sqlite_path).exists():
+            return None
+        try:
+            with self.engine.connect() as conn:
+                return _revision(conn)
+        except sa.exc.SQLAlchemyError as err:
+            raise self._unreachable(err) from None
+
+    def check_current(self) -> bool:
+        """For readers: False when the database holds no pgu tables; ``ValueError`` (with the upgrade
+        command) when it was written by an older schema."""
+        current = self.schema()
+        if current is None:
+            return False
+        if current != head_revision():
+            raise ValueError(f"registry {self.safe_url} has schema {current}; this pgu-rllib reads {head_revision()}: "
+                             f"upgrade it with `pgu registry upgrade --registry URL` (back it up first)")
+        return True
 
     @property
     def safe_url(self) -> str:
-        """The URL with any password hidden (for logs)."""
-        return sa.engine.make_url(self.url).render_as_string(hide_password=True)
+        """The URL with any password hidden (for logs and messages)."""
+        return mask_password(self.url)
 
     # -- searches ---------------------------------------------------------------------------
+    def search_exists(self, name: str) -> bool:
+        """Whether a search ``name`` is stored, on any schema revision, without writing."""
+        if self.schema() is None:
+            return False
+        try:
+            with self.engine.connect() as conn:
+                return conn.execute(sa.text("SELECT 1 FROM pgu_searches WHERE name = :n"), {"n": name}).first() is not None
+        except sa.exc.SQLAlchemyError as err:
+            raise self._unreachable(err) from None
+
     def get_search(self, name: str) -> SearchRow | None:
         with self.Session() as s:
             return s.scalar(sa.select(SearchRow).where(SearchRow.name == name))
@@ -170,25 +282,36 @@ class Registry:
         with self.Session.begin() as s:
             row = s.scalar(sa.select(SearchRow).where(SearchRow.name == name))
             if row is None:
-                row = SearchRow(name=name, task=task, space=space, space_yaml=space_yaml,
-                                settings=json.dumps(settings), status="running", storage_path=storage_path,
-                                versions=json.dumps(versions), git_commit=git_commit)
+                row = SearchRow(name=name, task=task, space=space, space_yaml=space_yaml, settings=settings,
+                                status=SearchStatus.RUNNING, storage_path=storage_path, versions=versions,
+                                git_commit=git_commit, timings={})
                 s.add(row)
             elif not resume:
-                raise ValueError(f"search {name!r} already exists; pass --resume to continue it or a new --name")
+                raise ValueError(f"search {name!r} already exists")
             else:
-                row.status = "running"
+                row.status = SearchStatus.RUNNING
+                row.settings = settings
             s.flush()
             return row
 
-    def set_status(self, name: str, status: str) -> None:
+    def set_status(self, name: str, status: SearchStatus) -> None:
         with self.Session.begin() as s:
-            s.execute(sa.update(SearchRow).where(SearchRow.name == name).values(status=status, updated_at=_now()))
+            s.execute(sa.update(SearchRow).where(SearchRow.name == name)
+                      .values(status=SearchStatus(status), updated_at=_now()))
+
+    def add_timing(self, name: str, phase: str, *, wall_s: float, env_steps: int) -> None:
+        """Add one phase's wall time and env steps to the search's totals (resumes add up)."""
+        with self.Session.begin() as s:
+            row = s.scalar(sa.select(SearchRow).where(SearchRow.name == name).with_for_update())
+            timings = dict(row.timings or {})
+            old = timings.get(phase, {"wall_s": 0.0, "env_steps": 0})
+            timings[phase] = {"wall_s": old["wall_s"] + wall_s, "env_steps": old["env_steps"] + int(env_steps)}
+            row.timings = timings
 
     # -- trials -----------------------------------------------------------------------------
     def record_trial(self, search_id: int, **fields) -> None:
         """Insert or replace the row of one finished Tune trial."""
-        fields = {k: (json.dumps(v) if k in ("params", "curve") else v) for k, v in fields.items()}
+        fields["status"] = TrialStatus(fields["status"])
         with self.Session.begin() as s:
             row = s.scalar(sa.select(TrialRow).where(TrialRow.search_id == search_id,
                                                       TrialRow.tune_trial_id == fields["tune_trial_id"]))
@@ -202,30 +325,33 @@ class Registry:
         with self.Session() as s:
             rows = s.scalars(sa.select(TrialRow).where(TrialRow.search_id == search_id)
                              .order_by(TrialRow.id)).all()
-            return [{"tune_trial_id": r.tune_trial_id, "params": json.loads(r.params), "score": r.score,
-                     "env_steps": r.env_steps, "iterations": r.iterations, "status": r.status,
-                     "node_id": r.node_id, "curve": json.loads(r.curve)} for r in rows]
+            return [{"tune_trial_id": r.tune_trial_id, "params": r.params, "score": r.score,
+                     "env_steps": r.env_steps, "iterations": r.iterations, "status": r.status.value,
+                     "node_id": r.node_id, "curve": r.curve} for r in rows]
 
-    # -- held-out evaluations and the best row ------------------------------------------------
-    def record_evaluations(self, search_id: int, rows: list[dict]) -> None:
+    # -- selection and test evaluations, the best row ------------------------------------------
+    def record_evaluation(self, search_id: int, phase: Phase, row: dict) -> None:
+        """Insert (or replace) one finished selection or test run, in its own transaction."""
+        phase = Phase(phase)
         with self.Session.begin() as s:
-            for r in rows:
-                s.execute(sa.delete(EvaluationRow).where(EvaluationRow.search_id == search_id,
-                                                         EvaluationRow.candidate == r["candidate"],
-                                                         EvaluationRow.seed == r["seed"]))
-                s.add(EvaluationRow(search_id=search_id, candidate=r["candidate"], params=json.dumps(r["params"]),
-                                    seed=r["seed"], score=r["score"], node_id=r.get("node_id")))
+            s.execute(sa.delete(EvaluationRow).where(
+                EvaluationRow.search_id == search_id, EvaluationRow.phase == phase,
+                EvaluationRow.candidate == row["candidate"], EvaluationRow.seed == row["seed"]))
+            s.add(EvaluationRow(search_id=search_id, phase=phase, candidate=row["candidate"], params=row["params"],
+                                seed=row["seed"], score=row["score"], node_id=row.get("node_id"),
+                                curve=row.get("curve", []), wall_s=row.get("wall_s")))
 
-    def evaluations(self, search_id: int) -> list[dict]:
+    def evaluations(self, search_id: int, phase: Phase | None = None) -> list[dict]:
         with self.Session() as s:
-            rows = s.scalars(sa.select(EvaluationRow).where(EvaluationRow.search_id == search_id)).all()
-            return [{"candidate": r.candidate, "params": json.loads(r.params), "seed": r.seed,
-                     "score": r.score, "node_id": r.node_id} for r in rows]
+            q = sa.select(EvaluationRow).where(EvaluationRow.search_id == search_id)
+            if phase is not None:
+                q = q.where(EvaluationRow.phase == Phase(phase))
+            return [{"phase": r.phase.value, "candidate": r.candidate, "params": r.params, "seed": r.seed,
+                     "score": r.score, "node_id": r.node_id, "curve": r.curve, "wall_s": r.wall_s}
+                    for r in s.scalars(q.order_by(EvaluationRow.id)).all()]
 
     def put_best(self, **fields) -> None:
         """Upsert the best row of (task, space) in one transaction."""
-        for key in ("params", "config", "heldout_scores", "protocol", "versions"):
-            fields[key] = json.dumps(fields[key])
         with self.Session.begin() as s:
             row = s.scalar(sa.select(BestRow).where(BestRow.task == fields["task"], BestRow.space == fields["space"]))
             if row is None:
@@ -236,9 +362,10 @@ class Registry:
                 row.updated_at = _now()
 
     def best(self, task: str, space: str | None = None) -> dict | None:
-        """The best row for (task, space); without ``space`` the highest held-out mean of the task."""
+        """The best row for (task, space); without ``space``, the row with the highest *selection*
+        mean (test scores are never used to choose)."""
         rows = self.best_rows(task, space)
-        return max(rows, key=lambda r: r["heldout_mean"]) if rows else None
+        return max(rows, key=lambda r: r["selection_mean"]) if rows else None
 
     def best_rows(self, task: str, space: str | None = None) -> list[dict]:
         with self.Session() as s:
@@ -246,3 +373,18 @@ class Registry:
             if space is not None:
                 q = q.where(BestRow.space == space)
             return [r.as_dict() for r in s.scalars(q.order_by(BestRow.space)).all()]
+
+
+def _has_version_table(connection) -> bool:
+    return sa.inspect(connection).has_table(VERSION_TABLE)
+
+
+def _first_line(err) -> str:
+    return mask_password(str(err).splitlines()[0] if str(err) else type(err).__name__)
+
+
+def mask_password(text: str) -> str:
+    """``text`` with the password of any ``scheme://user:password@host`` URL in it replaced by ``***``."""
+    import re
+
+    return re.sub(r"(\b[a-zA-Z][a-zA-Z0-9+.\-]*://[^:/@\s]*:)[^@\s]*@", r"\1***@", text)

@@ -1,7 +1,7 @@
 """``report``: one HTML page with PNG plots for a search, from the registry alone.
 
 Plots: learning curves of the top trials; α_o × α_r coloured by score; score by form ×
-scale; Optuna's parameter importances (fANOVA); held-out scores of the top-k, winner marked.
+scale; Optuna's parameter importances (fANOVA); selection scores of the top-k (winner marked) and the winner's test scores.
 
 Example::
 
@@ -118,23 +118,26 @@ def plot_importances(storage_url, study_name, path):
     _finish(fig, path)
 
 
-def plot_heldout(evaluations, winner_params, path):
+def plot_evaluations(evaluations, winner_params, path):
+    """Selection scores of the top-k (bar = mean; the winner in red) and the winner's test scores."""
     fig, ax = plt.subplots(figsize=FIGSIZE)
-    by_cand: dict = {}
+    groups: dict = {}
     for e in evaluations:
-        by_cand.setdefault(e["candidate"], {"params": e["params"], "scores": []})["scores"].append(e["score"])
-    if by_cand:
-        for i, (cand, d) in enumerate(sorted(by_cand.items())):
-            win = d["params"] == winner_params
-            ax.scatter([i] * len(d["scores"]), d["scores"], color="tab:red" if win else "tab:gray", zorder=3)
+        key = (e["phase"], e["candidate"])
+        groups.setdefault(key, {"params": e["params"], "scores": []})["scores"].append(e["score"])
+    order = sorted(groups, key=lambda k: (k[0] != "selection", k[1]))
+    if order:
+        for i, key in enumerate(order):
+            d = groups[key]
+            color = "tab:blue" if key[0] == "test" else "tab:red" if d["params"] == winner_params else "tab:gray"
+            ax.scatter([i] * len(d["scores"]), d["scores"], color=color, zorder=3)
             ax.hlines(statistics.mean(d["scores"]), i - 0.25, i + 0.25, color="k")
-        ax.set_xticks(range(len(by_cand)), [f"#{c}{' (winner)' if d['params'] == winner_params else ''}"
-                                            for c, d in sorted(by_cand.items())])
-        ax.set_ylabel("held-out score")
-        ax.set_title("held-out seeds of the top-k (bar = mean)")
+        ax.set_xticks(range(len(order)), [f"{phase}\n#{cand}" for phase, cand in order])
+        ax.set_ylabel("score")
+        ax.set_title("selection seeds of the top-k (winner red); its test seeds (blue)")
         ax.grid(alpha=0.3)
     else:
-        _message(ax, "no held-out evaluation yet")
+        _message(ax, "no selection or test run yet")
     _finish(fig, path)
 
 
@@ -144,7 +147,7 @@ def _score(value) -> str:
 
 def report(name: str, out: str | pathlib.Path, registry: str = DEFAULT_URL) -> pathlib.Path:
     """Write ``out/index.html`` and its PNGs for search ``name``; return the page's path."""
-    from pgu_rllib.search_service import _absolute_sqlite, open_existing
+    from pgu_rllib.search_service import absolute_sqlite, open_existing
 
     reg = open_existing(registry)
     row = reg.get_search(name) if reg else None
@@ -156,7 +159,7 @@ def report(name: str, out: str | pathlib.Path, registry: str = DEFAULT_URL) -> p
     evaluations = reg.evaluations(row.id)
     best = reg.best(row.task, row.space)
     winner = best["params"] if best and best["search_name"] == name else None
-    settings = json.loads(row.settings)
+    settings = row.settings
     from pgu_rllib.presets import PRESETS
 
     defaults = PRESETS.get(settings.get("base_preset", "ppo"), {})
@@ -164,8 +167,8 @@ def report(name: str, out: str | pathlib.Path, registry: str = DEFAULT_URL) -> p
         "curves.png": ("Learning curves", lambda p: plot_curves(trials, p)),
         "alphas.png": ("α_o × α_r", lambda p: plot_alphas(trials, p)),
         "form_scale.png": ("Score by form × scale", lambda p: plot_form_scale(trials, p, defaults)),
-        "importances.png": ("Parameter importances", lambda p: plot_importances(_absolute_sqlite(reg.url), name, p)),
-        "heldout.png": ("Held-out seeds", lambda p: plot_heldout(evaluations, winner, p)),
+        "importances.png": ("Parameter importances", lambda p: plot_importances(absolute_sqlite(reg.url), name, p)),
+        "evaluations.png": ("Selection and test seeds", lambda p: plot_evaluations(evaluations, winner, p)),
     }
     for filename, (_, draw) in plots.items():
         draw(out / filename)
@@ -175,10 +178,13 @@ def report(name: str, out: str | pathlib.Path, registry: str = DEFAULT_URL) -> p
     if best and winner is not None:
         rows = "".join(f"<tr><td>{esc(str(k))}</td><td>{esc(f'{v:.4g}' if isinstance(v, float) else str(v))}</td></tr>"
                        for k, v in best["config"].items())
-        best_html = (f"<p><b>held-out {best['heldout_mean']:.4g} ± {best['heldout_std']:.3g}</b> "
-                     f"(median {best['heldout_median']:.4g}; seeds {esc(str(best['protocol']['test_seeds']))}; "
-                     f"scores {esc(', '.join(f'{s:.4g}' for s in best['heldout_scores']))}), "
-                     f"tuning score {best['tuning_score']:.4g}</p><table>{rows}</table>")
+        test = ("no test scores (migrated from schema 0001)" if best["test_mean"] is None else
+                f"<b>test {best['test_mean']:.4g} ± {best['test_std']:.3g}</b> (median {best['test_median']:.4g}, "
+                f"IQM {best['test_iqm']:.4g}, 95% CI {esc(str([round(c, 4) for c in best['test_ci95'] or []]))}; "
+                f"seeds {esc(str(best['test_seeds']))}; scores {esc(', '.join(f'{s:.4g}' for s in best['test_scores']))})")
+        best_html = (f"<p>{test}. Chosen by its selection mean {best['selection_mean']:.4g} on seeds "
+                     f"{esc(str(best['selection_seeds']))}; tuning score {best['tuning_score']:.4g}.</p>"
+                     f"<table>{rows}</table>")
     trial_rows = "".join(
         f"<tr><td>{esc(t['tune_trial_id'])}</td><td>{_score(t['score'])}</td>"
         f"<td>{t['env_steps']:,}</td><td>{esc(t['status'])}</td><td>{esc(json.dumps(t['params']))}</td></tr>"
@@ -192,8 +198,8 @@ figure{{display:inline-block;margin:.5em;vertical-align:top}} img{{max-width:640
 table{{border-collapse:collapse;font-size:.9em}} td,th{{border:1px solid #ccc;padding:2px 8px;text-align:left}}</style>
 </head><body>
 <h1>Search {esc(name)}</h1>
-<p>task <b>{esc(row.task)}</b>, space <b>{esc(row.space)}</b>, status {esc(row.status)};
-{settings['trials']} trials × {settings['env_steps']:,} env steps; registry {esc(reg.safe_url)}</p>
+<p>task <b>{esc(row.task)}</b>, space <b>{esc(row.space)}</b>, status {esc(row.status.value)};
+{settings.get('trials', 0)} trials × {settings['env_steps']:,} env steps; registry {esc(reg.safe_url)}</p>
 <h2>Best configuration</h2>{best_html}
 <h2>Plots</h2>{figures}
 <h2>Trials</h2><table><tr><th>trial</th><th>score</th><th>env steps</th><th>status</th><th>params</th></tr>{trial_rows}</table>

@@ -1,39 +1,67 @@
-"""``search``, ``best``, ``export``: the search service's public API.
+"""``search``, ``evaluate``, ``best``, ``export``: the search service's public API.
 
-``search`` runs a Ray Tune ``Tuner`` over ``PGU`` with ``OptunaSearch`` (seeded TPE,
-define-by-run from the YAML space; its study in the registry's database), ASHA on env
-steps and a concurrency limit. Then it re-trains the top-k configurations at the full
-budget on held-out test seeds (disjoint from the tuning seeds) and stores the winner, chosen
-on held-out scores, as the best row of (task, space).
+``search`` runs three phases on three disjoint seed sets (``S`` = ``seed``):
 
-Seeds: trial ``i`` tunes with seed ``1000·S + i``; held-out runs use
-``1_000_000 + 1000·S + j`` (``S`` = ``--seed``), so the two sets never meet.
+1. **tuning**: a Ray Tune ``Tuner`` over ``PGU``, driven by ``OptunaSearch`` (seeded TPE,
+   define-by-run from the YAML space, its study in the registry's database), ASHA on env
+   steps, a concurrency limit. Trial ``i`` trains with seed ``1000·S + i``;
+2. **selection**: the top-k distinct configurations by tuning score are re-trained at the full
+   budget on the selection seeds ``1_000_000 + 1000·S + j``; the winner is the highest mean;
+3. **test**: only the winner is re-trained on the test seeds ``2_000_000 + 1000·S + j``. These
+   scores are the ones reported (mean, std, median, IQM, bootstrap CI) and are never used for
+   any choice.
+
+The winner becomes the best row of (task, space) unless the stored one has a higher
+*selection* mean. Every run's row is written as soon as it finishes, so an interrupted or
+killed search loses no finished run; ``resume=True`` continues it.
+
+``evaluate`` re-trains one fixed configuration (a preset plus overrides) on the test seeds
+with the same protocol, for baselines.
 
 Example::
 
     >>> from pgu_rllib import search, best
-    >>> summary = search("bandit", "paper", trials=6, env_steps=3000, heldout_seeds=2)  # doctest: +SKIP
-    >>> best("bandit", "paper")["heldout_mean"]                                     # doctest: +SKIP
-    0.75
+    >>> summary = search("bandit", "paper", trials=6, env_steps=3000)   # doctest: +SKIP
+    >>> best("bandit", "paper")["test_mean"]                            # doctest: +SKIP
+    0.74
 """
 from __future__ import annotations
 
+import dataclasses
 import importlib.metadata as md
 import json
 import math
 import os
 import pathlib
-import statistics
+import re
 import subprocess
 import sys
 import time
+from typing import Callable
 
-from pgu_rllib.registry import DEFAULT_URL, Registry
-from pgu_rllib.spaces import load_space
-from pgu_rllib.tasks import get_task
+from pgu_rllib.errors import InvalidArgument, NothingToResume, SearchExists, SearchInterrupted
+from pgu_rllib.registry import DEFAULT_URL, REGISTRY_ENV, Phase, Registry, SearchStatus
+from pgu_rllib.spaces import SearchSpace, load_space
+from pgu_rllib.stats import summarize
+from pgu_rllib.tasks import Task, get_task
 
 DEFAULT_STORAGE = "pgu_results/tune"
-HELDOUT_SEED_BASE = 1_000_000
+SELECTION_SEED_BASE = 1_000_000
+TEST_SEED_BASE = 2_000_000
+MAX_COUNT = 1000  # trials, seeds per set: keeps the three seed sets disjoint
+NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
+
+
+def tuning_seed_list(seed: int, n: int) -> list[int]:
+    return [1000 * seed + i for i in range(n)]
+
+
+def selection_seed_list(seed: int, n: int) -> list[int]:
+    return [SELECTION_SEED_BASE + 1000 * seed + j for j in range(n)]
+
+
+def test_seed_list(seed: int, n: int) -> list[int]:
+    return [TEST_SEED_BASE + 1000 * seed + j for j in range(n)]
 
 
 def versions() -> dict:
@@ -62,109 +90,278 @@ def _log(msg: str) -> None:
     print(msg, file=sys.stderr, flush=True)
 
 
-def _space_keys(params: dict) -> set[str]:
-    keys = set()
-    for key, spec in params.items():
-        keys.add(key)
-        for sub in spec.get("when", {}).values():
-            keys |= _space_keys(sub)
-    return keys
+def absolute_sqlite(url: str) -> str:
+    """Optuna and Tune workers may run elsewhere: make a relative SQLite path absolute."""
+    import sqlalchemy as sa
+
+    parsed = sa.engine.make_url(url)
+    if parsed.get_backend_name() == "sqlite" and parsed.database and parsed.database != ":memory:":
+        return parsed.set(database=str(pathlib.Path(parsed.database).resolve())).render_as_string(hide_password=False)
+    return url
+
+
+# -- validation (nothing is written before all of it passed) -----------------------------------
+
+def _count(param: str, value, low: int = 1, high: int = MAX_COUNT) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+        raise InvalidArgument(param, value, f"an integer in [{low}, {high}]")
+    return value
+
+
+def check_name(name: str) -> str:
+    """A search name: letters, digits, ``. _ -``, 1–100 characters, not starting with ``.``, ``-``
+    or ``_`` (it names a folder under the storage path and the Optuna study)."""
+    if not isinstance(name, str) or not NAME_RE.fullmatch(name):
+        raise InvalidArgument("name", name, "1-100 characters of A-Z a-z 0-9 . _ -, starting with a letter or digit")
+    return name
+
+
+def _budget(task: Task, env_steps) -> int:
+    if env_steps is None:
+        return task.budget
+    return _count("env_steps", env_steps, 1, 10**12)
+
+
+def _storage(storage_path) -> pathlib.Path:
+    path = pathlib.Path(storage_path).expanduser().resolve()
+    for parent in (path, *path.parents):
+        if parent.exists():
+            if not parent.is_dir():
+                raise InvalidArgument("storage_path", str(storage_path), "a directory (or a path that can become one)")
+            break
+    return path
+
+
+def _gpus(value) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not (math.isfinite(value) and value >= 0):
+        raise InvalidArgument("gpus_per_trial", value, "a finite number >= 0")
+    return float(value)
+
+
+# -- one search, as a value --------------------------------------------------------------------
+
+@dataclasses.dataclass
+class SearchRun:
+    """Everything one search (or evaluation) needs, validated; the phases are functions of it."""
+
+    name: str
+    task: Task
+    budget: int
+    seed: int
+    max_concurrent: int
+    gpus_per_trial: float
+    registry: Registry
+    exp_dir: pathlib.Path
+    base_config: dict
+    progress: Callable = _log
+    space: SearchSpace | None = None
+    trials: int = 0
+    top_k: int = 0
+    n_selection: int = 0
+    n_test: int = 0
+    search_id: int | None = None
+
+    @property
+    def label(self) -> str:
+        return f"[pgu search {self.name}]"
+
+
+def _open_registry(registry: str) -> Registry:
+    reg = Registry(registry)
+    reg.check_reachable()
+    return Registry(absolute_sqlite(registry))  # a relative SQLite path means the cwd of now
+
+
+def _check_new_or_resume(reg: Registry, name: str, exp_dir: pathlib.Path, resume: bool) -> None:
+    existing = reg.search_exists(name)
+    if resume and not existing and not exp_dir.exists():
+        raise NothingToResume(name, f"{reg.safe_url} or {exp_dir}")
+    if not resume and (existing or exp_dir.exists()):
+        raise SearchExists(name)
+
+
+def _start(run: SearchRun, *, space_name: str, space_yaml: str, settings: dict, resume: bool) -> None:
+    from pgu_rllib._private.ray_session import ensure_ray
+
+    ensure_ray()
+    os.environ[REGISTRY_ENV] = run.registry.url
+    run.registry.connect()
+    row = run.registry.start_search(name=run.name, task=run.task.name, space=space_name, space_yaml=space_yaml,
+                                    settings=settings, storage_path=str(run.exp_dir), versions=versions(),
+                                    git_commit=git_commit(), resume=resume)
+    run.search_id = row.id
+
+
+def _cpus() -> int:
+    import ray
+
+    return max(1, int(ray.cluster_resources().get("CPU", 1)))
 
 
 def search(task: str, space: str = "paper", trials: int = 12, *, max_concurrent: int | None = None,
            env_steps: int | None = None, seed: int = 0, registry: str = DEFAULT_URL,
            storage_path: str = DEFAULT_STORAGE, name: str | None = None, resume: bool = False,
-           gpus_per_trial: float = 0.0, top_k: int = 3, heldout_seeds: int = 5, progress=_log) -> dict:
-    """Search ``space`` on ``task`` and store the held-out winner in the registry; return a summary.
+           gpus_per_trial: float = 0.0, top_k: int = 3, selection_seeds: int = 3, test_seeds: int = 5,
+           progress=_log) -> dict:
+    """Search ``space`` on ``task``: tune, select on selection seeds, test the winner on test seeds;
+    store the winner in the registry and return a summary (``status`` is ``complete`` or
+    ``interrupted``).
 
-    Everything is validated before anything is written: a bad task, space, registry URL or
-    count raises ``ValueError`` with one line naming it.
+    Everything is validated before anything is written: a bad argument raises a ``PGUError``
+    (a ``ValueError``) naming it.
     """
-    import ray
-
-    t0 = time.time()
-    t = get_task(task)
-    sp = load_space(space)
-    for label, value, low in (("--trials", trials, 1), ("--top-k", top_k, 1), ("--heldout-seeds", heldout_seeds, 1)):
-        if not isinstance(value, int) or value < low:
-            raise ValueError(f"{label}={value!r} is out of range; allowed: an integer >= {low}")
-    if not (0.0 <= gpus_per_trial):
-        raise ValueError(f"--gpus-per-trial={gpus_per_trial} is out of range; allowed: >= 0")
-    budget = int(env_steps or t.budget)
-    name = name or f"{task}-{sp.name}-s{seed}"
-    reg = Registry(registry)
-    reg.check_reachable()
-    reg = Registry(_absolute_sqlite(registry))  # a relative SQLite path means the cwd of now
-    if os.environ.get("RAY_ADDRESS") and (not pathlib.Path(storage_path).is_absolute() or registry == DEFAULT_URL):
-        progress("[pgu search] warning: inside a Ray job the working directory is a temporary copy that Ray "
-                 "deletes; pass --storage-path and --registry on shared storage to keep the results")
-    exp_dir = pathlib.Path(storage_path).resolve() / name
-    existing = reg.get_search(name) if _db_exists(reg) else None
-    if resume and existing is None and not exp_dir.exists():
-        raise ValueError(f"nothing to resume: no search {name!r} in {reg.safe_url} or {exp_dir}")
-    if not resume and (existing is not None or exp_dir.exists()):
-        raise ValueError(f"search {name!r} already exists; pass --resume to continue it or choose a new --name")
-
-    from pgu_rllib._private.ray_session import ensure_ray
     from pgu_rllib.training import build_config
 
-    base = build_config(task, sp.base_preset, {}, seed=0, budget=budget)
-    if gpus_per_trial:
-        base = base.learners(num_gpus_per_learner=gpus_per_trial)
-    base_dict = base.to_dict()
-    ensure_ray()
-    cpus = int(ray.cluster_resources().get("CPU", 1))
-    max_concurrent = max_concurrent or max(1, min(trials, cpus))
+    t = get_task(task)
+    sp = load_space(space)
+    name = check_name(name or f"{task}-{sp.name}-s{_count('seed', seed, 0, 999_999)}")
+    run = SearchRun(
+        name=name, task=t, budget=_budget(t, env_steps), seed=_count("seed", seed, 0, 999_999),
+        max_concurrent=0 if max_concurrent is None else _count("max_concurrent", max_concurrent),
+        gpus_per_trial=_gpus(gpus_per_trial), registry=_open_registry(registry),
+        exp_dir=_storage(storage_path) / name, base_config={}, progress=progress,
+        space=sp, trials=_count("trials", trials), top_k=_count("top_k", top_k),
+        n_selection=_count("selection_seeds", selection_seeds), n_test=_count("test_seeds", test_seeds))
+    sp.check(task, run.budget)
+    _check_new_or_resume(run.registry, run.name, run.exp_dir, resume)
+    base = build_config(task, sp.base_preset, {}, seed=0, budget=run.budget)
+    if run.gpus_per_trial:
+        base = base.learners(num_gpus_per_learner=run.gpus_per_trial)
+    run.base_config = base.to_dict()
+    if os.environ.get("RAY_ADDRESS") and (not pathlib.Path(storage_path).is_absolute() or registry == DEFAULT_URL):
+        progress(f"{run.label} warning: inside a Ray job the working directory is a temporary copy that Ray "
+                 "deletes; pass --storage-path and --registry on shared storage to keep the results")
 
-    reg.connect()
-    settings = {"trials": trials, "env_steps": budget, "seed": seed, "max_concurrent": max_concurrent,
-                "top_k": top_k, "heldout_seeds": heldout_seeds, "gpus_per_trial": gpus_per_trial,
-                "base_preset": sp.base_preset}
-    row = reg.start_search(name=name, task=task, space=sp.name, space_yaml=sp.source, settings=settings,
-                           storage_path=str(exp_dir), versions=versions(), git_commit=git_commit(),
-                           resume=resume)
-    keys = _space_keys(sp.params) | {"seed"}
-    progress(f"[pgu search] {name}: task {task}, space {sp.name}, {trials} trials x {budget:,} env steps, "
-             f"{max_concurrent} at a time, registry {reg.safe_url}, results {exp_dir}")
-
+    settings = {"trials": run.trials, "env_steps": run.budget, "seed": run.seed, "top_k": run.top_k,
+                "selection_seeds": run.n_selection, "test_seeds": run.n_test,
+                "gpus_per_trial": run.gpus_per_trial, "base_preset": sp.base_preset}
+    t0 = time.time()
+    _start(run, space_name=sp.name, space_yaml=sp.source, settings=settings, resume=resume)
+    run.max_concurrent = run.max_concurrent or min(run.trials, _cpus())
+    progress(f"{run.label} task {task}, space {sp.name}, {run.trials} trials x {run.budget:,} env steps, "
+             f"{run.max_concurrent} at a time; then top {run.top_k} on {run.n_selection} selection seeds, the "
+             f"winner on {run.n_test} test seeds; registry {run.registry.safe_url}, results {run.exp_dir}")
     try:
-        results = _run_tuning(name, exp_dir, trials, budget, seed, max_concurrent, base_dict, sp, reg, row.id,
-                              keys, resume, progress)
-        finished = len(reg.trials(row.id))
-        if finished < trials or (results is not None and results.num_terminated + results.num_errors < len(results)):
-            raise KeyboardInterrupt  # Ctrl-C: Tune stopped early and saved a resumable state
-        candidates = _candidates(reg.trials(row.id), top_k, budget)
+        _tune(run, resume)
+        candidates = _candidates(run.registry.trials(run.search_id), run.top_k, run.budget)
         if not candidates:
-            raise RuntimeError(f"search {name!r}: no trial finished with a score; see {exp_dir}")
-        evaluations = _run_heldout(name, exp_dir, candidates, base_dict, budget, seed, heldout_seeds,
-                                   max_concurrent, gpus_per_trial, reg, row.id, resume, progress)
-    except KeyboardInterrupt:
-        reg.set_status(name, "interrupted")
-        progress(f"[pgu search] {name}: interrupted; completed trials are kept. Continue with "
-                 f"`pgu search --task {task} --space {space} --name {name} --resume ...`")
-        return {"name": name, "status": "interrupted", "task": task, "space": sp.name}
-    except Exception:
-        reg.set_status(name, "failed")
+            raise RuntimeError(f"search {run.name!r}: no trial finished with a score; see {run.exp_dir}")
+        seeds = selection_seed_list(run.seed, run.n_selection)
+        selection = _run_phase(run, Phase.SELECTION, [(i, c["params"], s) for i, c in enumerate(candidates)
+                                                      for s in seeds])
+        table = _selection_table(candidates, selection)
+        winner = max(table, key=lambda c: c["selection_mean"])
+        test = _run_phase(run, Phase.TEST, [(winner["rank"], winner["params"], s)
+                                            for s in test_seed_list(run.seed, run.n_test)])
+    except SearchInterrupted as stop:
+        return _interrupted(run, stop, resume_hint=f"search(..., name={run.name!r}, resume=True)")
+    except BaseException:
+        run.registry.set_status(run.name, SearchStatus.FAILED)
         raise
-
-    summary = _choose_best(reg, row, t, sp, name, candidates, evaluations, budget, seed, trials, top_k)
-    reg.set_status(name, "complete")
-    summary.update({"status": "complete", "registry": reg.safe_url, "storage_path": str(exp_dir),
-                    "wall_s": time.time() - t0})
+    summary = _store_best(run, table, winner, test)
+    run.registry.set_status(run.name, SearchStatus.COMPLETE)
+    summary.update({"status": "complete", "registry": run.registry.safe_url, "storage_path": str(run.exp_dir),
+                    "wall_s": time.time() - t0, "timings": run.registry.get_search(run.name).timings})
     return summary
 
 
-def _db_exists(reg: Registry) -> bool:
-    import sqlalchemy as sa
+def evaluate(task: str, preset: str = "ppo", overrides: dict | None = None, *, env_steps: int | None = None,
+             seed: int = 0, test_seeds: int = 5, name: str | None = None, registry: str = DEFAULT_URL,
+             storage_path: str = DEFAULT_STORAGE, max_concurrent: int | None = None, gpus_per_trial: float = 0.0,
+             resume: bool = False, progress=_log) -> dict:
+    """Train one fixed configuration (``preset`` + ``overrides``) on ``test_seeds`` test seeds with
+    the search's protocol (same seeds as a search with this ``seed``); store each run under the
+    search name ``name`` and return the test summary. For baselines; nothing is selected.
+    """
+    from pgu_rllib.training import build_config
 
+    t = get_task(task)
+    overrides = dict(overrides or {})
+    name = check_name(name or f"{task}-{preset}-s{_count('seed', seed, 0, 999_999)}")
+    run = SearchRun(name=name, task=t, budget=_budget(t, env_steps), seed=_count("seed", seed, 0, 999_999),
+                    max_concurrent=0 if max_concurrent is None else _count("max_concurrent", max_concurrent),
+                    gpus_per_trial=_gpus(gpus_per_trial), registry=_open_registry(registry),
+                    exp_dir=_storage(storage_path) / name, base_config={}, progress=progress,
+                    n_test=_count("test_seeds", test_seeds))
+    _check_new_or_resume(run.registry, name, run.exp_dir, resume)
+    config = build_config(task, preset, overrides, seed=0, budget=run.budget)
+    if run.gpus_per_trial:
+        config = config.learners(num_gpus_per_learner=run.gpus_per_trial)
+    run.base_config = config.to_dict()
+    settings = {"kind": "evaluation", "preset": preset, "overrides": overrides, "env_steps": run.budget,
+                "seed": run.seed, "test_seeds": run.n_test, "gpus_per_trial": run.gpus_per_trial}
+    t0 = time.time()
+    _start(run, space_name=f"preset:{preset}", space_yaml="", settings=settings, resume=resume)
+    run.max_concurrent = run.max_concurrent or min(run.n_test, _cpus())
+    progress(f"{run.label} task {task}, preset {preset}{' + ' + json.dumps(overrides) if overrides else ''}, "
+             f"{run.n_test} test seeds x {run.budget:,} env steps")
     try:
-        return sa.inspect(reg.engine).has_table("pgu_searches")
-    except sa.exc.SQLAlchemyError:
-        return False
+        test = _run_phase(run, Phase.TEST, [(0, {}, s) for s in test_seed_list(run.seed, run.n_test)])
+    except SearchInterrupted as stop:
+        return _interrupted(run, stop, resume_hint=f"evaluate(..., name={run.name!r}, resume=True)")
+    except BaseException:
+        run.registry.set_status(name, SearchStatus.FAILED)
+        raise
+    run.registry.set_status(name, SearchStatus.COMPLETE)
+    stats = summarize([e["score"] for e in test])
+    return {"status": "complete", "name": name, "task": task, "preset": preset, "overrides": overrides,
+            "test_scores": [e["score"] for e in test], "test_seeds": [e["seed"] for e in test],
+            **{f"test_{k}": v for k, v in stats.items() if k != "n"}, "protocol": _protocol(run),
+            "registry": run.registry.safe_url, "wall_s": time.time() - t0,
+            "timings": run.registry.get_search(name).timings}
 
 
-def _run_tuning(name, exp_dir, trials, budget, seed, max_concurrent, base_dict, sp, reg, search_id, keys,
-                resume, progress):
+def _interrupted(run: SearchRun, stop: SearchInterrupted, resume_hint: str) -> dict:
+    run.registry.set_status(run.name, SearchStatus.INTERRUPTED)
+    run.progress(f"{run.label} interrupted during {stop.phase}; finished runs are stored. Resume with "
+                 f"{resume_hint}")
+    return {"name": run.name, "status": "interrupted", "phase": stop.phase, "task": run.task.name,
+            "space": run.space.name if run.space else None}
+
+
+# -- phase 1: tuning ---------------------------------------------------------------------------
+
+def _tune(run: SearchRun, resume: bool) -> None:
+    """Run (or continue) the Tune + Optuna search until ``run.trials`` trials are recorded."""
+    from ray import tune
+
+    from pgu_rllib.algorithm import PGU
+
+    os.environ.setdefault("TUNE_GLOBAL_CHECKPOINT_S", "0")  # save Tune's state every loop: resume loses least
+    t0, before = time.time(), _trial_steps(run)
+    try:
+        if resume and tune.Tuner.can_restore(str(run.exp_dir)) and _finished(run) < run.trials:
+            run.progress(f"{run.label} resuming the tuning phase from {run.exp_dir}")
+            tuner = tune.Tuner.restore(str(run.exp_dir), trainable=PGU, resume_unfinished=True, resume_errored=True,
+                                       param_space=run.base_config)  # Tune stored its objects as placeholders
+            _fit(run, tuner, "tuning")
+        remaining = run.trials - _finished(run)
+        if remaining > 0:
+            if resume:
+                run.progress(f"{run.label} {_finished(run)} trials are in the registry; running {remaining} more")
+            _fit(run, _new_tuner(run, remaining), "tuning")
+        if _finished(run) < run.trials:
+            raise SearchInterrupted(run.name, "tuning")
+    finally:
+        run.registry.add_timing(run.name, "tuning", wall_s=time.time() - t0, env_steps=_trial_steps(run) - before)
+
+
+def _finished(run: SearchRun) -> int:
+    return len(run.registry.trials(run.search_id))
+
+
+def _trial_steps(run: SearchRun) -> int:
+    return sum(t["env_steps"] for t in run.registry.trials(run.search_id))
+
+
+def _fit(run: SearchRun, tuner, phase: str):
+    results = tuner.fit()
+    if results.num_terminated + results.num_errors < len(results):  # Ctrl-C: Tune saved a resumable state
+        raise SearchInterrupted(run.name, phase)
+    return results
+
+
+def _new_tuner(run: SearchRun, n: int):
     import optuna
     from ray import tune
     from ray.tune.schedulers import ASHAScheduler
@@ -173,53 +370,38 @@ def _run_tuning(name, exp_dir, trials, budget, seed, max_concurrent, base_dict, 
                                                ResumableOptunaSearch, TrialSpace, short_dirname)
     from pgu_rllib.algorithm import PGU
 
-    os.environ.setdefault("TUNE_GLOBAL_CHECKPOINT_S", "0")  # save Tune's state every loop: resume loses least
-
-    if resume and tune.Tuner.can_restore(str(exp_dir)):
-        progress(f"[pgu search] {name}: resuming from {exp_dir}")
-        tuner = tune.Tuner.restore(str(exp_dir), trainable=PGU, resume_unfinished=True, resume_errored=True,
-                                   param_space=base_dict)  # Tune stored its objects as placeholders
-        return tuner.fit()
-    if resume:  # killed before Tune saved its state: run only the trials the registry lacks
-        finished = len(reg.trials(search_id))
-        trials = trials - finished
-        progress(f"[pgu search] {name}: no Tune state to restore; {finished} trials are in the registry, "
-                 f"running the remaining {trials}")
-        if trials <= 0:
-            return None
-        import shutil
-
-        shutil.rmtree(exp_dir, ignore_errors=True)
-    storage = optuna.storages.RDBStorage(url=_absolute_sqlite(reg.url))
-    sampler = optuna.samplers.TPESampler(seed=seed, n_startup_trials=min(10, max(3, trials // 3)))
-    searcher = ResumableOptunaSearch(space=TrialSpace(sp, 1000 * seed), metric=OBJECTIVE, mode="max",
-                                     sampler=sampler, study_name=name, storage=storage)
+    storage = optuna.storages.RDBStorage(url=run.registry.url)
+    sampler = optuna.samplers.TPESampler(seed=run.seed + _finished(run),
+                                         n_startup_trials=min(10, max(3, run.trials // 3)))
+    searcher = ResumableOptunaSearch(space=TrialSpace(run.space, 1000 * run.seed), metric=OBJECTIVE, mode="max",
+                                     sampler=sampler, study_name=run.name, storage=storage)
     # First rung: a ninth of the budget, but never before 3 training iterations (one iteration's
     # objective is noise: on the bandit it is the initial policy's score for every trial).
-    grace = max(budget // 9, 3 * int(base_dict.get("_train_batch_size_per_learner") or 1))
-    scheduler = ASHAScheduler(time_attr=STEPS, max_t=budget, grace_period=min(grace, budget), reduction_factor=3)
-    tuner = tune.Tuner(
-        PGU, param_space=base_dict,
+    grace = max(run.budget // 9, 3 * int(run.base_config.get("_train_batch_size_per_learner") or 1))
+    scheduler = ASHAScheduler(time_attr=STEPS, max_t=run.budget, grace_period=min(grace, run.budget),
+                              reduction_factor=3)
+    finished = _finished(run)
+    return tune.Tuner(
+        PGU, param_space=run.base_config,
         tune_config=tune.TuneConfig(metric=OBJECTIVE, mode="max", search_alg=searcher, scheduler=scheduler,
-                                    num_samples=trials, max_concurrent_trials=max_concurrent,
+                                    num_samples=n, max_concurrent_trials=min(run.max_concurrent, n),
                                     trial_dirname_creator=short_dirname),
         run_config=tune.RunConfig(
-            name=name, storage_path=str(exp_dir.parent), stop=BudgetOrFinished(budget, reg.url, search_id),
-            verbose=0,
-            callbacks=[RecordTrials(reg.url, search_id, keys, trials, budget, f"search {name}")],
+            name=run.exp_dir.name if finished == 0 else f"{run.exp_dir.name}-more{finished}",
+            storage_path=str(run.exp_dir.parent), stop=BudgetOrFinished(run.budget, run.search_id), verbose=0,
+            callbacks=[RecordTrials(run.search_id, _space_keys(run.space.params) | {"seed"}, run.trials,
+                                    run.budget, run.label)],
             failure_config=tune.FailureConfig(max_failures=0),
             checkpoint_config=tune.CheckpointConfig(checkpoint_at_end=False)))
-    return tuner.fit()
 
 
-def _absolute_sqlite(url: str) -> str:
-    """Optuna and Tune workers may run elsewhere: make a relative SQLite path absolute."""
-    import sqlalchemy as sa
-
-    parsed = sa.engine.make_url(url)
-    if parsed.get_backend_name() == "sqlite" and parsed.database and parsed.database != ":memory:":
-        return parsed.set(database=str(pathlib.Path(parsed.database).resolve())).render_as_string(hide_password=False)
-    return url
+def _space_keys(params: dict) -> set[str]:
+    keys = set()
+    for key, spec in params.items():
+        keys.add(key)
+        for sub in spec.get("when", {}).values():
+            keys |= _space_keys(sub)
+    return keys
 
 
 def _candidates(trials: list[dict], top_k: int, budget: int) -> list[dict]:
@@ -239,87 +421,107 @@ def _candidates(trials: list[dict], top_k: int, budget: int) -> list[dict]:
     return out
 
 
-def heldout_seed_list(seed: int, n: int) -> list[int]:
-    return [HELDOUT_SEED_BASE + 1000 * seed + j for j in range(n)]
+# -- phases 2 and 3: selection and test runs ----------------------------------------------------
 
-
-def _run_heldout(name, exp_dir, candidates, base_dict, budget, seed, n_seeds, max_concurrent, gpus, reg,
-                 search_id, resume, progress):
+def _run_phase(run: SearchRun, phase: Phase, jobs: list[tuple[int, dict, int]]) -> list[dict]:
+    """Train each (candidate, params, seed) job to the full budget and score it; rows are written as
+    each run finishes, and jobs whose rows exist are skipped. Returns the phase's rows."""
     from ray import tune
 
-    from pgu_rllib._private.tune_hooks import heldout_trainable, short_dirname
+    from pgu_rllib._private.tune_hooks import RecordEvaluations, evaluation_trainable, short_dirname
 
-    seeds = heldout_seed_list(seed, n_seeds)
-    done = {(e["candidate"], e["seed"]) for e in reg.evaluations(search_id)}
-    jobs = [(i, s) for i in range(len(candidates)) for s in seeds if (i, s) not in done]
-    progress(f"[pgu search] {name}: held-out re-evaluation of the top {len(candidates)} on seeds {seeds} "
-             f"({len(jobs)} runs of {budget:,} env steps)")
-    if jobs:
-        configs = [{"candidate": i, "seed": s, "pgu_budget": budget,
-                    "pgu_config": {**base_dict, **candidates[i]["params"], "seed": s}} for i, s in jobs]
-        trainable = tune.with_resources(heldout_trainable, {"cpu": 1, "gpu": gpus})
+    done = {(e["candidate"], e["seed"]) for e in run.registry.evaluations(run.search_id, phase)}
+    todo = [(i, params, s) for i, params, s in jobs if (i, s) not in done]
+    run.progress(f"{run.label} {phase.value}: {len(jobs)} runs of {run.budget:,} env steps "
+                 f"({len(jobs) - len(todo)} already stored), seeds {sorted({s for _, _, s in jobs})}")
+    if todo:
+        t0 = time.time()
+        configs = [{"candidate": i, "seed": s, "params": params, "task": run.task.name, "budget": run.budget,
+                    "config": {**run.base_config, **params, "seed": s}} for i, params, s in todo]
+        trainable = tune.with_resources(evaluation_trainable, {"cpu": 1, "gpu": run.gpus_per_trial})
+        recorder = RecordEvaluations(run.search_id, phase.value, len(todo), run.label)
         tuner = tune.Tuner(
             trainable, param_space={"job": tune.grid_search(configs)},
-            tune_config=tune.TuneConfig(max_concurrent_trials=max_concurrent, trial_dirname_creator=short_dirname),
-            run_config=tune.RunConfig(name=f"{name}-heldout-{int(time.time())}", storage_path=str(exp_dir.parent),
-                                      verbose=0, failure_config=tune.FailureConfig(max_failures=1)))
-        grid = tuner.fit()
-        rows = []
-        for result in grid:
-            job = result.config["job"]
-            if result.error is None and "score" in (result.metrics or {}):
-                rows.append({"candidate": job["candidate"], "seed": job["seed"],
-                             "params": candidates[job["candidate"]]["params"], "score": float(result.metrics["score"]),
-                             "node_id": result.metrics.get("node_id")})
-        reg.record_evaluations(search_id, rows)
-        if len(rows) < len(jobs):
+            tune_config=tune.TuneConfig(max_concurrent_trials=min(run.max_concurrent, len(todo)),
+                                        trial_dirname_creator=short_dirname),
+            run_config=tune.RunConfig(name=f"{run.exp_dir.name}-{phase.value}-{int(t0)}",
+                                      storage_path=str(run.exp_dir.parent), verbose=0, callbacks=[recorder],
+                                      failure_config=tune.FailureConfig(max_failures=1)))
+        try:
+            grid = tuner.fit()
+        finally:
+            rows = run.registry.evaluations(run.search_id, phase)
+            new = [r for r in rows if (r["candidate"], r["seed"]) not in done]
+            run.registry.add_timing(run.name, phase.value, wall_s=time.time() - t0,
+                                    env_steps=sum(r["curve"][-1][0] for r in new if r["curve"]))
+        missing = [(i, s) for i, _, s in jobs if (i, s) not in {(r["candidate"], r["seed"]) for r in rows}]
+        if missing:
             errors = [r.error for r in grid if r.error is not None]
             if errors:
-                raise RuntimeError(f"{len(errors)} held-out run(s) failed: {str(errors[0]).splitlines()[0]}")
-            raise KeyboardInterrupt  # stopped part-way: the finished runs are stored, --resume does the rest
-    return reg.evaluations(search_id)
+                raise RuntimeError(f"{len(errors)} {phase.value} run(s) failed: {str(errors[0]).splitlines()[0]}")
+            raise SearchInterrupted(run.name, phase.value)
+    wanted = {(i, s) for i, _, s in jobs}
+    return [r for r in run.registry.evaluations(run.search_id, phase) if (r["candidate"], r["seed"]) in wanted]
 
 
-def _choose_best(reg, row, task, sp, name, candidates, evaluations, budget, seed, trials, top_k) -> dict:
-    from pgu_rllib.training import build_config, config_summary
-
+def _selection_table(candidates: list[dict], selection: list[dict]) -> list[dict]:
     table = []
     for i, cand in enumerate(candidates):
-        scores = [e["score"] for e in evaluations if e["candidate"] == i]
-        table.append({**cand, "rank": i, "heldout_scores": scores, "heldout_mean": statistics.mean(scores),
-                      "heldout_std": statistics.stdev(scores) if len(scores) > 1 else 0.0,
-                      "heldout_median": statistics.median(scores)})
-    winner = max(table, key=lambda c: c["heldout_mean"])
-    seeds = sorted({e["seed"] for e in evaluations})
-    protocol = {"budget_env_steps": budget, "evaluation": task.describe().split("eval: ")[-1],
-                "eval_episodes": task.eval_episodes, "deterministic": task.eval_deterministic,
-                "tuning_seeds": [1000 * seed + i for i in range(trials)], "test_seeds": seeds,
-                "top_k": top_k, "trials": trials, "selection": "highest held-out mean among the top-k by tuning score"}
-    config = config_summary(build_config(task.name, sp.base_preset, winner["params"], budget=budget))
-    current = reg.best(task.name, sp.name)
-    replaced = current is None or current["search_name"] == name or winner["heldout_mean"] >= current["heldout_mean"]
-    if replaced:
-        reg.put_best(task=task.name, space=sp.name, search_name=name, preset=sp.base_preset,
-                     params=winner["params"], config=config, tuning_score=winner["tuning_score"],
-                     heldout_mean=winner["heldout_mean"], heldout_std=winner["heldout_std"],
-                     heldout_median=winner["heldout_median"], heldout_scores=winner["heldout_scores"],
-                     protocol=protocol, versions=versions(), git_commit=git_commit())
-    return {"name": name, "task": task.name, "space": sp.name, "trials": trials, "candidates": table,
-            "best": {"params": winner["params"], "config": config, "tuning_score": winner["tuning_score"],
-                     "heldout_mean": winner["heldout_mean"], "heldout_std": winner["heldout_std"],
-                     "heldout_median": winner["heldout_median"], "heldout_scores": winner["heldout_scores"]},
-            "registry_updated": replaced, "protocol": protocol}
+        rows = sorted((e for e in selection if e["candidate"] == i), key=lambda e: e["seed"])
+        scores = [e["score"] for e in rows]
+        table.append({**cand, "rank": i, "selection_scores": scores, "selection_seeds": [e["seed"] for e in rows],
+                      "selection_mean": summarize(scores)["mean"]})
+    return table
 
+
+def _protocol(run: SearchRun) -> dict:
+    out = {"budget_env_steps": run.budget, **run.task.protocol(),
+           "test_seeds": test_seed_list(run.seed, run.n_test)}
+    if run.space is not None:
+        out.update(tuning_seeds=tuning_seed_list(run.seed, run.trials), trials=run.trials, top_k=run.top_k,
+                   selection_seeds=selection_seed_list(run.seed, run.n_selection),
+                   selection="highest mean on the selection seeds among the top-k by tuning score; "
+                             "the test seeds are used for nothing but the reported scores")
+    return out
+
+
+def _store_best(run: SearchRun, table: list[dict], winner: dict, test: list[dict]) -> dict:
+    from pgu_rllib.training import build_config, config_summary
+
+    test = sorted(test, key=lambda e: e["seed"])
+    stats = summarize([e["score"] for e in test])
+    best = {"params": winner["params"], "tuning_score": winner["tuning_score"],
+            "selection_mean": winner["selection_mean"], "selection_scores": winner["selection_scores"],
+            "selection_seeds": winner["selection_seeds"],
+            **{f"test_{k}": v for k, v in stats.items() if k != "n"},
+            "test_scores": [e["score"] for e in test], "test_seeds": [e["seed"] for e in test]}
+    config = config_summary(build_config(run.task.name, run.space.base_preset, winner["params"], budget=run.budget))
+    protocol = _protocol(run)
+    current = run.registry.best(run.task.name, run.space.name)
+    replaced = (current is None or current["search_name"] == run.name
+                or winner["selection_mean"] >= current["selection_mean"])
+    if replaced:
+        run.registry.put_best(task=run.task.name, space=run.space.name, search_name=run.name,
+                              preset=run.space.base_preset, config=config, protocol=protocol, versions=versions(),
+                              git_commit=git_commit(), **best)
+    return {"name": run.name, "task": run.task.name, "space": run.space.name, "trials": run.trials,
+            "candidates": table, "best": {**best, "config": config}, "registry_updated": replaced,
+            "protocol": protocol}
+
+
+# -- readers -------------------------------------------------------------------------------------
 
 def open_existing(registry: str) -> Registry | None:
-    """The registry for reading, or None when it holds no pgu tables yet. Reading writes nothing."""
+    """The registry for reading, or None when it holds no pgu tables yet. Reading writes nothing;
+    a registry of an older schema is refused with the command that upgrades it."""
     reg = Registry(registry)
     reg.check_reachable()
-    return reg if _db_exists(reg) else None
+    return reg if reg.check_current() else None
 
 
 def best(task: str, space: str | None = None, registry: str = DEFAULT_URL) -> dict | None:
-    """The best stored configuration for ``task`` (and ``space``), or None.
+    """The best stored configuration for ``task`` (and ``space``), or None. Its ``test_*`` fields
+    are the reported scores; ``selection_mean`` is what chose it.
 
     Example::
 
@@ -332,7 +534,7 @@ def best(task: str, space: str | None = None, registry: str = DEFAULT_URL) -> di
 
 
 def export(task: str, registry: str = DEFAULT_URL, fmt: str = "yaml") -> str:
-    """All best rows of ``task`` as one YAML document a person can read and commit.
+    """All best rows of ``task`` as one YAML document a person can read, commit and re-run.
 
     Example::
 
@@ -342,16 +544,18 @@ def export(task: str, registry: str = DEFAULT_URL, fmt: str = "yaml") -> str:
     import yaml
 
     if fmt != "yaml":
-        raise ValueError(f"--format {fmt!r} is not supported; allowed: yaml")
+        raise InvalidArgument("format", fmt, "yaml")
     get_task(task)
     reg = open_existing(registry)
     rows = reg.best_rows(task) if reg else []
     doc = {task: {r["space"]: {
         "preset": r["preset"], "overrides": r["params"], "config": r["config"],
-        "heldout": {"mean": r["heldout_mean"], "std": r["heldout_std"], "median": r["heldout_median"],
-                    "scores": r["heldout_scores"]},
+        "test": {"mean": r["test_mean"], "std": r["test_std"], "median": r["test_median"], "iqm": r["test_iqm"],
+                 "ci95": r["test_ci95"], "scores": r["test_scores"], "seeds": r["test_seeds"]},
+        "selection": {"mean": r["selection_mean"], "scores": r["selection_scores"], "seeds": r["selection_seeds"]},
         "tuning_score": r["tuning_score"], "protocol": r["protocol"], "search": r["search_name"],
         "versions": r["versions"], "git_commit": r["git_commit"], "updated_at": r["updated_at"]} for r in rows}}
     header = (f"# pgu-rllib best configurations for task {task!r} (one entry per search space).\n"
-              f"# Train one: pgu train --task {task} --from-best [--space SPACE]\n")
+              f"# Scores under `test` come from seeds used for no choice; `selection` chose the winner.\n"
+              f"# Train one: pgu train --task {task} --from-best --space SPACE --registry URL\n")
     return header + yaml.safe_dump(doc, sort_keys=False, allow_unicode=True)

@@ -14,11 +14,19 @@ from __future__ import annotations
 import torch
 
 DELTA_O_CLAMP = 20.0
-DELTA_R_CHOICES = ("advantage", "q", "return")
+DELTA_R_CHOICES = ("advantage", "q", "v", "return")
 
 
-def delta_o(logp: torch.Tensor, behaviour_logp: torch.Tensor) -> torch.Tensor:
-    """``Δ_O = log π_θ(a|s) − log b(a|s)``, detached and clamped to ±20."""
+def delta_o(logp: torch.Tensor, behaviour_logp: torch.Tensor, *, on_policy: bool = False) -> torch.Tensor:
+    """``Δ_O = log π_θ(a|s) − log b(a|s)``, detached and clamped to ±20.
+
+    ``on_policy=True`` (one gradient step per batch: the policy being updated is the one
+    that sampled the batch) returns exact zeros. Computed, the difference would be the
+    rounding between the sampler's forward pass and the learner's over a batch of another
+    shape (≤ 2e-7 on CartPole, tests/test_presets.py), not off-policyness.
+    """
+    if on_policy:
+        return torch.zeros_like(logp).detach()
     return (logp.detach() - behaviour_logp).clamp(-DELTA_O_CLAMP, DELTA_O_CLAMP)
 
 
@@ -33,25 +41,32 @@ def delta_r(
     *,
     advantages: torch.Tensor | None = None,
     value_targets: torch.Tensor | None = None,
+    returns: torch.Tensor | None = None,
     q_sa: torch.Tensor | None = None,
+    v_s: torch.Tensor | None = None,
     normalize: bool = False,
     mask: torch.Tensor | None = None,
 ) -> torch.Tensor:
-    """The prediction error Δ_R, detached.
+    """The prediction error Δ_R, detached (spec §1; the table in docs/spec.md §1).
 
-    * ``"advantage"``: ``Â`` (RLlib's GAE column, already standardised per batch);
-    * ``"q"``: ``R̂ − q_θ(s, a)`` with ``R̂`` the λ-return value target (spec §1);
-    * ``"return"``: ``R̂`` itself, no baseline (REINFORCE; our addition, spec §6).
+    * ``"advantage"``: ``Â``, RLlib's GAE column, already standardised over the batch;
+    * ``"q"``: ``R̂ − q_θ(s, a)``, ``R̂`` the λ-return value target (the talk's Δ_R);
+    * ``"v"``: ``R̂ − v_θ(s)``, the raw advantage with a learned state baseline
+      (``G_t − V(s)`` at λ = 1; our addition, for ``reinforce_baseline``);
+    * ``"return"``: ``G_t``, the discounted return-to-go to the end of the episode,
+      no baseline and no bootstrap (our addition, for ``reinforce``).
 
-    ``normalize`` standardises ``"q"`` and ``"return"`` over the (minibatch)
-    valid entries; it is ignored for ``"advantage"``, which RLlib standardised.
+    ``normalize`` standardises over the (minibatch) valid entries; ``UpdateRule.validate``
+    rejects it with ``"advantage"`` (already standardised) and with form P (it biases P).
     """
     if kind == "advantage":
         return advantages.detach()
     if kind == "q":
         out = value_targets - q_sa.detach()
+    elif kind == "v":
+        out = value_targets - v_s.detach()
     elif kind == "return":
-        out = value_targets.detach().clone()
+        out = returns.detach().clone()
     else:
         raise ValueError(f"unknown delta_r {kind!r}; allowed: {', '.join(DELTA_R_CHOICES)}")
     return masked_standardize(out, mask) if normalize else out

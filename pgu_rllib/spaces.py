@@ -52,6 +52,29 @@ class SearchSpace:
         """Optuna define-by-run: suggest every key; return the fixed ones as constants."""
         return _suggest(trial, self.params)
 
+    def check(self, task: str, budget: int | None = None) -> None:
+        """Build the config of every corner on ``task``: ``ValueError`` names the first point the
+        config refuses (e.g. form P with Δ_R = Â), before any trial can sample it."""
+        from pgu_rllib.training import build_config
+
+        for point in self.corners():
+            try:
+                build_config(task, self.base_preset, point, seed=0, budget=budget)
+            except ValueError as err:
+                raise ValueError(f"space {self.name}: the point {point} is refused: {str(err).splitlines()[0]}") from None
+
+    def corners(self, limit: int = 20_000):
+        """Every combination of the ``choice`` values (following ``when``), each twice: with every
+        range at its low end and at its high end. A space whose corners all build a valid config
+        can only sample valid ones, up to cross-key constraints between two ranges."""
+        count = 0
+        for end in (0, 1):
+            for point in _corners(self.params, end):
+                yield point
+                count += 1
+                if count >= limit:
+                    return
+
 
 def _suggest(trial, params: dict) -> dict:
     constants = {}
@@ -71,6 +94,26 @@ def _suggest(trial, params: dict) -> dict:
         if sub:
             constants.update(_suggest(trial, sub))
     return constants
+
+
+def _corners(params: dict, end: int):
+    """Points of ``params`` with every range at index ``end`` of its [lo, hi] (see ``corners``)."""
+    items = list(params.items())
+    if not items:
+        yield {}
+        return
+    (key, spec), rest = items[0], dict(items[1:])
+    if "fixed" in spec:
+        values = [spec["fixed"]]
+    elif "choice" in spec:
+        values = spec["choice"]
+    else:
+        kind = next(k for k in ("uniform", "loguniform", "int") if k in spec)
+        values = [spec[kind][end]]
+    for value in values:
+        branch = spec.get("when", {}).get(value) if isinstance(value, (str, int, float, bool)) else None
+        for tail in _corners({**(branch or {}), **rest}, end):
+            yield {key: value, **tail}
 
 
 def space_names() -> list[str]:
@@ -143,6 +186,12 @@ def _validate_params(where: str, params, allowed: set[str], seen: set[str]) -> N
         if kind == "choice":
             if not isinstance(arg, list) or not arg:
                 raise ValueError(f"{where}: {key}: choice needs a non-empty list")
+            bad = [v for v in arg if not (v is None or isinstance(v, (str, int, float, bool)))]
+            if bad:
+                raise ValueError(f"{where}: {key}: choice values must be numbers, strings, booleans or null; "
+                                 f"got {bad[0]!r}")
+            if any(isinstance(v, float) and not math.isfinite(v) for v in arg):
+                raise ValueError(f"{where}: {key}: choice values must be finite; got {arg!r}")
         elif kind in ("uniform", "loguniform", "int"):
             _check_range(where, key, kind, arg)
         if "when" in spec:

@@ -6,7 +6,12 @@ trains with, so presets change only the update rule. ``pgu tasks`` lists them.
 Evaluation protocols:
 
 * ``bandit``: exact, no sampling. The greedy policy of ``q_θ`` is scored by its expected
-  reward ``r̄`` on 4096 fixed contexts (seed 12345), next to the optimal policy's.
+  reward ``r̄`` on 4096 fixed contexts (seed 12345), next to the optimal policy's. The
+  *objective* (and score) is the area under that greedy curve: its mean over every training
+  iteration so far. On this bandit every unbiased policy gradient passes near the optimum
+  (0.754) and then decays to its fixed point (0.713 for PG, docs/reproduction.md §1), so the
+  value at the last iteration would reward stopping early by accident; the area rewards
+  reaching a high value early *and* keeping it, and at a fixed budget it is comparable.
 * ``four-rooms``: exact. The greedy policy is rolled out from every start cell with
   slip 0; the score is the fraction of starts that reach the goal within the step cap.
 * Gym tasks (``cartpole``, MuJoCo): ``eval_episodes`` episodes of the final policy,
@@ -36,20 +41,58 @@ class Task:
     eval_deterministic: bool
     floor: float  # lowest possible episode return: the objective before any episode ends
     recipe: Callable  # (PGUConfig, budget) -> PGUConfig
-    metrics: Callable | None = None  # (Algorithm) -> extra result keys; "objective" replaces the default
+    metrics: Callable | None = None  # (Algorithm) -> exact per-iteration metrics
+    objective_key: str | None = None  # a `metrics` key that is the objective (else episode returns)
+    objective_area: bool = False  # objective = mean of that key over every iteration so far
     eval_protocol: str = "episodes"
 
     def describe(self) -> str:
+        return f"{self.env_id}; {self.model}; budget {self.budget:,} env steps; eval: {self.evaluation()}"
+
+    def evaluation(self) -> str:
+        """The evaluation protocol in words."""
+        if self.eval_protocol != "episodes":
+            return self.eval_protocol
         mode = "deterministic" if self.eval_deterministic else "stochastic"
-        evaluation = (self.eval_protocol if self.eval_protocol != "episodes" else
-                      f"{self.eval_episodes} episodes, {mode}, seeds {EVAL_SEED_BASE}+i")
-        return f"{self.env_id}; {self.model}; budget {self.budget:,} env steps; eval: {evaluation}"
+        return f"{self.eval_episodes} episodes after training, {mode}, env seeds {EVAL_SEED_BASE}+i, raw returns"
+
+    def protocol(self) -> dict:
+        """How a run of this task is scored, for the registry."""
+        return {"evaluation": self.evaluation(), "eval_episodes": self.eval_episodes,
+                "deterministic": self.eval_deterministic,
+                "objective": (f"mean of {self.objective_key} over all iterations" if self.objective_area
+                              else self.objective_key or "mean raw return of the last 10 training episodes")}
+
+    def objective(self, metrics: dict, history: list[float]) -> float | None:
+        """The objective from this iteration's exact ``metrics`` (``history`` holds the earlier
+        values of ``objective_key``); None when the task scores episode returns."""
+        if self.objective_key is None:
+            return None
+        history.append(float(metrics[self.objective_key]))
+        return sum(history) / len(history) if self.objective_area else history[-1]
+
+    def score(self, algo, result: dict) -> float:
+        """The final score of a trained run: the exact objective, or ``eval_episodes``
+        evaluation episodes (deterministic per the task; raw returns)."""
+        from pgu_rllib.callbacks import RETURNS_KEY
+
+        pgu = result.get("pgu", {})
+        if self.objective_key is not None:
+            return float(pgu["objective"])
+        returns = algo.evaluate().get("env_runners", {}).get(RETURNS_KEY) or []
+        if not isinstance(returns, (list, tuple)):
+            returns = [returns]
+        if not returns:
+            raise RuntimeError(f"task {self.name}: the evaluation finished no episode")
+        return float(sum(returns) / len(returns))
 
     def configure(self, config, budget: int | None = None):
         """Apply this task's env, recipe and evaluation settings to a ``PGUConfig``."""
         from pgu_rllib.callbacks import EpisodeReturns
 
+        budget = int(budget or self.budget)
         config.pgu_task = self.name
+        config.pgu_budget = budget
         config = (config.env_runners(num_env_runners=0)
                   .callbacks(EpisodeReturns)
                   .evaluation(evaluation_interval=None, evaluation_num_env_runners=0,
@@ -57,13 +100,16 @@ class Task:
                               evaluation_duration_unit="episodes",
                               evaluation_config={"explore": not self.eval_deterministic,
                                                  "seed": EVAL_SEED_BASE}))
-        return self.recipe(config, int(budget or self.budget))
+        return self.recipe(config, budget)
 
 
 # -- models ----------------------------------------------------------------------------------
 
 def _mlp(config, free_log_std=False, orthogonal=False):
     from ray.rllib.core.rl_module.default_model_config import DefaultModelConfig
+    from ray.rllib.core.rl_module.rl_module import RLModuleSpec
+
+    from pgu_rllib.modules import PGUPPOTorchRLModule
 
     init = {}
     if orthogonal:  # CleanRL: hidden gain √2, zero biases; heads gain 0.01 (RLlib shares the head init)
@@ -73,7 +119,8 @@ def _mlp(config, free_log_std=False, orthogonal=False):
                     head_fcnet_kernel_initializer="orthogonal_",
                     head_fcnet_kernel_initializer_kwargs={"gain": 0.01},
                     head_fcnet_bias_initializer="zeros_")
-    return config.rl_module(model_config=DefaultModelConfig(
+    return config.rl_module(rl_module_spec=RLModuleSpec(module_class=PGUPPOTorchRLModule),
+                            model_config=DefaultModelConfig(
         fcnet_hiddens=[64, 64], fcnet_activation="tanh", vf_share_layers=False,
         free_log_std=free_log_std, **init))
 
@@ -92,7 +139,8 @@ def _bandit_recipe(config, budget):
     from pgu_rllib.modules import UnitCircleQModule
 
     config = config.environment(UnitCircleBandit, env_config={"n_actions": 8}).training(
-        lr=0.02, gamma=0.0, lambda_=1.0, train_batch_size_per_learner=256, minibatch_size=64,
+        lr=0.02, gamma=0.99, lambda_=1.0,  # every episode terminates after one step: γ is unused
+        train_batch_size_per_learner=256, minibatch_size=64,
         num_epochs=2, vf_loss_coeff=0.0, entropy_coeff=0.0, use_kl_loss=False, grad_clip=None)
     return _logit_module(config, UnitCircleQModule)
 
@@ -129,7 +177,7 @@ def _mujoco_recipe(env_id):
                   # 16 envs x 128 steps = the same 2048-step batch; one batched forward per
                   # vector step (issue 6: 2x the env steps/s, same learning on Hopper)
                   .env_runners(env_to_module_connector=_mean_std_filter, num_envs_per_env_runner=16)
-                  .training(lr=[[0, 3e-4], [budget, 0.0]],  # linear annealing to 0
+                  .training(lr=3e-4, lr_anneal=True,  # linear annealing to 0 at the budget
                             gamma=0.99, lambda_=0.95, train_batch_size_per_learner=2048,
                             minibatch_size=64, num_epochs=10, vf_loss_coeff=0.5,
                             vf_clip_param=float("inf"),  # RLlib's 10 zeroes critic gradients
@@ -154,7 +202,7 @@ def _bandit_metrics(algo) -> dict:
     theta = algo.get_module().theta.detach().cpu().numpy()
     greedy, optimal = greedy_expected_reward(theta, eval_contexts(), algo.config.env_config.get("n_actions", 8))
     return {"greedy_expected_reward": greedy, "optimal_expected_reward": optimal,
-            "regret": optimal - greedy, "theta": [float(t) for t in theta], "objective": greedy}
+            "regret": optimal - greedy, "theta": [float(t) for t in theta]}
 
 
 def _four_rooms_metrics(algo) -> dict:
@@ -182,16 +230,18 @@ def _four_rooms_metrics(algo) -> dict:
             excess.append(steps - dist[start])
     success = reached / (len(env.cells) - 1)
     return {"greedy_success": success,
-            "greedy_excess_steps": float(np.mean(excess)) if excess else None, "objective": success}
+            "greedy_excess_steps": float(np.mean(excess)) if excess else None}
 
 
 TASKS: dict[str, Task] = {t.name: t for t in [
     Task("bandit", "pgu/UnitCircleBandit-v0", "q_θ(x,a)=⟨φ_θ(x),ψ(a)⟩, 2 params, logit", 20_000,
          eval_episodes=1, eval_deterministic=True, floor=0.0, recipe=_bandit_recipe,
-         metrics=_bandit_metrics, eval_protocol="exact greedy expected reward on 4096 fixed contexts"),
+         metrics=_bandit_metrics, objective_key="greedy_expected_reward", objective_area=True,
+         eval_protocol="area under the exact greedy expected-reward curve (4096 fixed contexts)"),
     Task("four-rooms", "pgu/FourRooms-v0", "tabular logits (104×4), logit", 200_000,
          eval_episodes=1, eval_deterministic=True, floor=0.0, recipe=_four_rooms_recipe,
-         metrics=_four_rooms_metrics, eval_protocol="exact greedy success rate from every start cell"),
+         metrics=_four_rooms_metrics, objective_key="greedy_success",
+         eval_protocol="exact greedy success rate from every start cell"),
     Task("cartpole", "CartPole-v1", "64-64 tanh actor and critic", 50_000,
          eval_episodes=10, eval_deterministic=True, floor=0.0, recipe=_classic_recipe),
     *[Task(name, env_id, "64-64 tanh, orthogonal init, state-independent log-std; obs/reward normalised",

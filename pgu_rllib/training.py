@@ -15,15 +15,36 @@ import time
 
 from pgu_rllib.presets import get_preset
 from pgu_rllib.tasks import get_task
-from pgu_rllib.update_rule import UpdateRule
+from pgu_rllib.update_rule import KEYS
+
+# What `pgu train --json` reports of the learner's last update (issue 11).
+LEARNER_KEYS = ("delta_o_abs_max", "delta_o_mean", "abs_f_mean", "f_zero_frac")
 
 
 def allowed_keys() -> set[str]:
-    """Config keys a preset or ``--set`` may name: ``PGUConfig.to_dict()`` keys."""
+    """Config keys a preset or ``--set`` may name: ``PGUConfig.to_dict()`` keys (``model_config``
+    is a dict merged into the task's model, see ``build_config``)."""
     from pgu_rllib.algorithm import PGUConfig
 
     keys = set(PGUConfig().to_dict())
     return keys | {k.lstrip("_") for k in keys}
+
+
+def _apply_model_config(config, overrides: dict):
+    """Merge ``overrides`` into the config's model config (a ``DefaultModelConfig``)."""
+    import dataclasses
+
+    from ray.rllib.core.rl_module.default_model_config import DefaultModelConfig
+
+    if not isinstance(overrides, dict):
+        raise ValueError(f"model_config={overrides!r} is not allowed; allowed: a mapping of DefaultModelConfig fields")
+    fields = {f.name for f in dataclasses.fields(DefaultModelConfig)}
+    unknown = sorted(set(overrides) - fields)
+    if unknown:
+        raise ValueError(f"model_config: unknown field(s) {', '.join(unknown)}; allowed: DefaultModelConfig fields")
+    current = config._model_config
+    current = dataclasses.asdict(current) if dataclasses.is_dataclass(current) else dict(current)
+    return config.rl_module(model_config=DefaultModelConfig(**{**current, **overrides}))
 
 
 def build_config(task: str, preset: str = "ppo", overrides: dict | None = None, seed: int = 0,
@@ -34,20 +55,23 @@ def build_config(task: str, preset: str = "ppo", overrides: dict | None = None, 
 
     t = get_task(task)
     point = {**get_preset(preset), **(overrides or {})}
+    model = point.pop("model_config", None)
     known = allowed_keys()
     unknown = sorted(k for k in point if k not in known)
     if unknown:
         raise ValueError(f"unknown config key(s) {', '.join(unknown)}; "
-                         f"allowed: update-rule keys {', '.join(UpdateRule.KEYS)} or any PPOConfig key")
+                         f"allowed: update-rule keys {', '.join(KEYS)} or any PPOConfig key")
     config = t.configure(PGUConfig(), budget).update_from_dict(point).debugging(seed=seed)
+    if model is not None:
+        config = _apply_model_config(config, model)
     config.validate()
     return config
 
 
 def config_summary(config) -> dict:
     """The keys a person reads: the update rule and the PPO knobs that shape it."""
-    out = {k: getattr(config, k) for k in UpdateRule.KEYS}
-    for k in ("lr", "gamma", "lambda_", "num_epochs", "minibatch_size", "train_batch_size_per_learner",
+    out = {k: getattr(config, k) for k in KEYS}
+    for k in ("lr", "lr_anneal", "gamma", "lambda_", "num_epochs", "minibatch_size", "train_batch_size_per_learner",
               "use_kl_loss", "kl_coeff", "entropy_coeff", "vf_loss_coeff", "grad_clip"):
         out[k.rstrip("_")] = getattr(config, k)
     return out
@@ -81,8 +105,8 @@ def train(task: str, preset: str = "ppo", overrides: dict | None = None, env_ste
             steps = int(result["num_env_steps_sampled_lifetime"])
             pgu = result["pgu"]
             ret = pgu["episode_return_mean"]
-            task_score = "" if "greedy_expected_reward" not in pgu else \
-                f"  greedy E[r] {pgu['greedy_expected_reward']:.4f}"
+            key = get_task(task).objective_key
+            task_score = "" if key is None else f"  {key} {pgu[key]:.4f}  objective {pgu['objective']:.4f}"
             progress(f"[pgu train] iter {result['training_iteration']:>3}  env_steps {steps:>8,}/{budget:,}  "
                      f"return(last 10) {'-' if ret is None else f'{ret:9.2f}'}{task_score}  "
                      f"steps/s {steps / iter_time:7.0f}  elapsed {time.perf_counter() - t0:6.1f}s")
@@ -98,6 +122,7 @@ def train(task: str, preset: str = "ppo", overrides: dict | None = None, env_ste
             "env_steps_per_s": steps / iter_time if iter_time > 0 else None,
             "startup_s": startup_s,
             "wall_s": time.perf_counter() - t0,
+            "learner": learner_summary(result),
         }
         extra = {k: v for k, v in result["pgu"].items()
                  if k not in ("episode_return_mean", "episodes_total", "episodes_this_iter", "objective")}
@@ -105,6 +130,12 @@ def train(task: str, preset: str = "ppo", overrides: dict | None = None, env_ste
         return summary
     finally:
         algo.stop()
+
+
+def learner_summary(result: dict) -> dict:
+    """The last iteration's PGU learner metrics (``LEARNER_KEYS``) of the default module."""
+    module = result.get("learners", {}).get("default_policy", {})
+    return {k: (float(module[k]) if k in module else None) for k in LEARNER_KEYS}
 
 
 def json_safe(obj):

@@ -1,13 +1,23 @@
-"""One point of the PGU family as a plain, validated value (spec §1–§4).
+"""One point of the PGU family as a plain, validated value (spec §1–§4, §6).
 
-``UpdateRule`` holds the update-rule keys that ``PGUConfig`` adds to
-``PPOConfig``; it is pure Python + torch so it can be checked without Ray.
+``UpdateRule`` holds the update-rule keys that ``PGUConfig`` adds to ``PPOConfig``. It is
+pure Python + torch, so it can be checked without Ray. Its fields are the one source of
+the keys: ``KEYS``, ``PGUConfig.training``'s arguments and the README's key table are
+read off ``dataclasses.fields(UpdateRule)`` (each field's ``metadata["doc"]``).
+
+Combinations outside the family are refused, never stored under a family name
+(docs/spec.md §3): form ``P`` is PGPB only with ``delta_r="q"`` and no mean-subtracting
+standardisation.
 
 Example::
 
     >>> rule = UpdateRule(form="V", scale="mla", alpha_o=1.0, alpha_r=0.5)
     >>> rule.validate().scale_params()
     {'alpha_o': 1.0, 'alpha_r': 0.5}
+    >>> UpdateRule(form="P", delta_r="v").validate()
+    Traceback (most recent call last):
+    ...
+    ValueError: form='P' with delta_r='v' is not PGPB: E[U] = τ∇J − τ²∇H (an entropy penalty); form P needs delta_r='q' and normalize_delta_r=false
 """
 from __future__ import annotations
 
@@ -18,52 +28,86 @@ from pgu_rllib.qreading import PARAMETERISATIONS, check_tau
 from pgu_rllib.scales import SCALE_NAMES, SCALE_PARAMS, make_scale
 from pgu_rllib.signals import DELTA_R_CHOICES
 
+KL_DIRECTIONS = ("old_new", "new_old")
+KL_SCHEDULES = ("adaptive", "fixed", "mdpo")
+MDPO_ETA_MIN = 0.01
+
+
+def _key(default, doc: str, allowed: tuple | str):
+    return dataclasses.field(default=default, metadata={"doc": doc, "allowed": allowed})
+
+
+# What form P with another Δ_R computes instead of PGPB (docs/spec.md §3; tests/test_expectations.py).
+_NOT_PGPB = {
+    "advantage": "E[U] = (τ/σ)∇J − τ²∇H (σ the advantage's std before RLlib standardised it; an entropy penalty)",
+    "v": "E[U] = τ∇J − τ²∇H (an entropy penalty)",
+    "return": "E[U] = τ∇J − τ²∇H (an entropy penalty)",
+}
+
 
 @dataclasses.dataclass
 class UpdateRule:
     """The keys of one update rule, with the defaults ``PGUConfig`` uses.
 
-    Defaults are PPO's clipped update (form ``V``, scale ``ppo_clip``, ε=0.2).
-    ``kl_adaptive=False`` freezes RLlib's KL coefficient (MDPO's fixed 1/η);
-    ``delta_r="return"`` (no baseline) is our addition for REINFORCE.
+    Defaults are PPO's clipped update (form ``V``, scale ``ppo_clip``, ε = 0.2, Δ_R = Â)
+    with RLlib's KL(π_old‖π_θ) penalty and adaptive coefficient (active when
+    ``use_kl_loss``).
     """
 
-    form: str = "V"
-    scale: str = "ppo_clip"
-    alpha_o: float | None = None
-    alpha_r: float | None = None
-    epsilon: float | None = 0.2
-    tau: float = 1.0
-    delta_r: str = "advantage"
-    normalize_delta_r: bool = False
-    parameterisation: str = "soft"
-    kl_adaptive: bool = True
+    form: str = _key("V", "which gradient the scale multiplies (§3)", FORMS)
+    scale: str = _key("ppo_clip", "the scale function f(Δ_O, Δ_R) (§4)", SCALE_NAMES)
+    alpha_o: float | None = _key(None, "mla's weight on Δ_O; required with scale=mla", "≥ 0")
+    alpha_r: float | None = _key(None, "mla's weight on Δ_R; required with scale=mla", "≥ 0")
+    epsilon: float | None = _key(0.2, "ppo_clip's ε", "(0, 1)")
+    tau: float = _key(1.0, "temperature of π ∝ exp(q/τ) (§2)", "> 0")
+    delta_r: str = _key("advantage", "Δ_R: Â (RLlib's standardised GAE), R̂ − q_θ(s,a), R̂ − v_θ(s), "
+                        "or the Monte-Carlo return G_t (§1)", DELTA_R_CHOICES)
+    normalize_delta_r: bool = _key(False, "standardise Δ_R per minibatch (not with advantage or form P)",
+                                   "true, false")
+    parameterisation: str = _key("soft", "how q_θ is read off the policy (§2)", PARAMETERISATIONS)
+    kl_direction: str = _key("old_new", "the KL penalty: KL(π_old‖π_θ) (PPO) or KL(π_θ‖π_old) (MDPO)",
+                             KL_DIRECTIONS)
+    kl_schedule: str = _key("adaptive", "its coefficient: RLlib's adaptive rule, fixed at kl_coeff, or "
+                            f"MDPO's kl_coeff/η_t with η_t = max(1 − t/T, {MDPO_ETA_MIN})", KL_SCHEDULES)
 
-    KEYS = ("form", "scale", "alpha_o", "alpha_r", "epsilon", "tau", "delta_r",
-            "normalize_delta_r", "parameterisation", "kl_adaptive")
+    @classmethod
+    def keys(cls) -> tuple[str, ...]:
+        """The update-rule keys, in field order."""
+        return tuple(f.name for f in dataclasses.fields(cls))
 
     @classmethod
     def from_object(cls, obj) -> "UpdateRule":
         """Read the rule's keys off any object with those attributes (e.g. a config)."""
-        return cls(**{k: getattr(obj, k) for k in cls.KEYS})
+        return cls(**{k: getattr(obj, k) for k in cls.keys()})
 
     def scale_params(self) -> dict:
         """The parameters the chosen scale takes, e.g. ``{"epsilon": 0.2}``."""
         return {k: getattr(self, k) for k in SCALE_PARAMS.get(self.scale, ())}
 
     def validate(self) -> "UpdateRule":
-        """Raise ``ValueError`` naming the first bad key and what is allowed."""
-        for key, allowed in (("form", FORMS), ("scale", SCALE_NAMES), ("delta_r", DELTA_R_CHOICES),
-                             ("parameterisation", PARAMETERISATIONS)):
-            if getattr(self, key) not in allowed:
-                raise ValueError(f"{key}={getattr(self, key)!r} is not allowed; allowed: {', '.join(allowed)}")
-        for key in ("normalize_delta_r", "kl_adaptive"):
-            if not isinstance(getattr(self, key), bool):
-                raise ValueError(f"{key}={getattr(self, key)!r} is not allowed; allowed: true, false")
+        """Raise ``ValueError`` naming the first bad key (or combination) and what is allowed."""
+        for f in dataclasses.fields(self):
+            allowed = f.metadata["allowed"]
+            if isinstance(allowed, tuple) and getattr(self, f.name) not in allowed:
+                raise ValueError(f"{f.name}={getattr(self, f.name)!r} is not allowed; allowed: {', '.join(allowed)}")
+        if not isinstance(self.normalize_delta_r, bool):
+            raise ValueError(f"normalize_delta_r={self.normalize_delta_r!r} is not allowed; allowed: true, false")
         check_tau(self.tau)
         make_scale(self.scale, **self.scale_params())
+        if self.normalize_delta_r and self.delta_r == "advantage":
+            raise ValueError("normalize_delta_r=true with delta_r='advantage' is not allowed: RLlib already "
+                             "standardised the advantage over the batch")
+        if self.form == "P" and self.delta_r != "q":
+            raise ValueError(f"form='P' with delta_r={self.delta_r!r} is not PGPB: {_NOT_PGPB[self.delta_r]}; "
+                             f"form P needs delta_r='q' and normalize_delta_r=false")
+        if self.form == "P" and self.normalize_delta_r:
+            raise ValueError("form='P' with normalize_delta_r=true is not PGPB: E[U] = (τ/σ)(∇J + τ∇H) − τ²∇H "
+                             "(σ the std of Δ_R); form P needs delta_r='q' and normalize_delta_r=false")
         return self
 
     def scale_fn(self):
         """The scale function ``f(Δ_O, Δ_R)`` of this rule."""
         return make_scale(self.scale, **self.scale_params())
+
+
+KEYS = UpdateRule.keys()

@@ -34,14 +34,18 @@ def _update(learner, runner):
     return {k: float(v.peek()) for k, v in res["default_policy"].items() if hasattr(v, "peek")}, moved
 
 
-CASES = [("CartPole-v1", form, par, dr) for form in "QVP" for par in ("soft", "logit") for dr in ("advantage", "q")]
-CASES += [("HalfCheetah-v5", form, "soft", dr) for form in "QVP" for dr in ("advantage", "q")]
+# Every allowed (form, Δ_R): P only with Δ_R = R̂ − q (docs/spec.md §3); "return" needs whole
+# episodes and has its own tests (tests/test_presets.py).
+FORM_DELTA_R = [(f, dr) for f in "QV" for dr in ("advantage", "q", "v")] + [("P", "q")]
+CASES = [("CartPole-v1", f, par, dr) for f, dr in FORM_DELTA_R for par in ("soft", "logit")]
+CASES += [("HalfCheetah-v5", f, "soft", dr) for f, dr in FORM_DELTA_R]
 
 
 @pytest.mark.parametrize("env_id,form,parameterisation,delta_r", CASES)
 def test_learner_updates_without_ray_init(env_id, form, parameterisation, delta_r):
     learner, runner = _setup(env_id, form=form, scale="mla", alpha_o=1.0, alpha_r=0.5,
-                             parameterisation=parameterisation, delta_r=delta_r, normalize_delta_r=True)
+                             parameterisation=parameterisation, delta_r=delta_r,
+                             normalize_delta_r=delta_r != "advantage" and form != "P")
     metrics, moved = _update(learner, runner)
     assert not ray.is_initialized()
     assert moved > 0
@@ -99,7 +103,7 @@ class NaNRewardCartPole(gym.Wrapper):
 def test_non_finite_signal_names_module_and_step():
     cfg = (PGUConfig().environment(NaNRewardCartPole).env_runners(num_env_runners=0)
            .training(train_batch_size_per_learner=N, minibatch_size=N, num_epochs=1,
-                     scale="sq", delta_r="return"))
+                     scale="sq", delta_r="q"))
     learner = cfg.build_learner(env=NaNRewardCartPole())
     runner = SingleAgentEnvRunner(config=cfg)
     episodes = runner.sample(num_timesteps=N)
@@ -111,18 +115,20 @@ def test_non_finite_signal_names_module_and_step():
     assert all(torch.equal(a.detach(), b) for a, b in zip(after, before))  # no NaN reached the weights
 
 
-def test_kl_adaptive_false_freezes_the_coefficient():
-    for adaptive in (True, False):
+def test_kl_schedule_fixed_freezes_the_coefficient():
+    for schedule in ("adaptive", "fixed"):
         learner, runner = _setup("CartPole-v1", scale="sq", use_kl_loss=True, kl_coeff=0.5,
-                                 kl_target=1e-9, kl_adaptive=adaptive)
+                                 kl_target=1e-9, kl_schedule=schedule)
         _update(learner, runner)
         coeff = float(learner.curr_kl_coeffs_per_module["default_policy"])
-        assert (coeff == 0.5) is (not adaptive), coeff
+        assert (coeff == 0.5) is (schedule == "fixed"), coeff
 
 
 @pytest.mark.parametrize("key,value,needle", [
     ("form", "X", "form='X' is not allowed; allowed: Q, V, P"),
-    ("delta_r", "td", "delta_r='td' is not allowed; allowed: advantage, q, return"),
+    ("delta_r", "td", "delta_r='td' is not allowed; allowed: advantage, q, v, return"),
+    ("kl_direction", "both", "kl_direction='both' is not allowed; allowed: old_new, new_old"),
+    ("kl_schedule", "cosine", "kl_schedule='cosine' is not allowed; allowed: adaptive, fixed, mdpo"),
     ("parameterisation", "hard", "parameterisation='hard' is not allowed; allowed: soft, logit"),
     ("tau", 0.0, "tau=0.0 is out of range; allowed: a finite number > 0"),
     ("tau", -1.0, "tau=-1.0 is out of range"),
@@ -131,3 +137,19 @@ def test_kl_adaptive_false_freezes_the_coefficient():
 def test_config_validate_rejects_bad_keys(key, value, needle):
     with pytest.raises(ValueError, match=needle.replace("(", r"\(").replace(")", r"\)")):
         PGUConfig().environment("CartPole-v1").training(**{key: value}).validate()
+
+
+@pytest.mark.parametrize("rule,needle", [
+    ({"form": "P", "delta_r": "advantage"}, "form='P' with delta_r='advantage' is not PGPB: E[U] = (τ/σ)∇J − τ²∇H"),
+    ({"form": "P", "delta_r": "v"}, "form='P' with delta_r='v' is not PGPB"),
+    ({"form": "P", "delta_r": "return"}, "form='P' with delta_r='return' is not PGPB"),
+    ({"form": "P", "delta_r": "q", "normalize_delta_r": True}, "form='P' with normalize_delta_r=true is not PGPB"),
+    ({"delta_r": "advantage", "normalize_delta_r": True}, "RLlib already standardised the advantage"),
+    ({"delta_r": "return"}, "delta_r='return' .* needs batch_mode='complete_episodes'"),
+    ({"use_kl_loss": True, "kl_schedule": "mdpo"}, "kl_schedule='mdpo' needs pgu_budget"),
+    ({"lr_anneal": True}, "lr_anneal=true needs pgu_budget"),
+])
+def test_combinations_outside_the_family_are_refused(rule, needle):
+    """Docs/spec.md §3: a combination that is not PGPB is never run (or stored) as form P."""
+    with pytest.raises(ValueError, match=needle.replace("(", r"\(").replace(")", r"\)").replace("[", r"\[")):
+        PGUConfig().environment("CartPole-v1").training(**rule).validate()

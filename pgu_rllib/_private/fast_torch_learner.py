@@ -41,8 +41,11 @@ class FastUpdateMixin:
 
     def configure_optimizers_for_module(self, module_id, config=None) -> None:
         params = self.get_parameters(self._module[module_id])
+        lr = config.lr
+        if getattr(config, "lr_anneal", False):  # PGUConfig: linear to 0 at the run's budget
+            lr = [[0, float(lr)], [int(config.pgu_budget), 0.0]]
         self.register_optimizer(module_id=module_id, optimizer=torch.optim.Adam(params, fused=True),
-                                params=params, lr_or_lr_schedule=config.lr)
+                                params=params, lr_or_lr_schedule=lr)
 
     @staticmethod
     def _get_clip_function():

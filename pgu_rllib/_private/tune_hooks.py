@@ -1,7 +1,14 @@
-"""Pieces Tune pickles and calls back: they must live at module level (restore needs them)."""
+"""Pieces Tune pickles and calls back: they must live at module level (restore needs them).
+
+None of them holds the registry URL (it may carry a password): they read it from the driver's
+environment (``PGU_REGISTRY_URL``, set by the search service) when they need it, and the
+Optuna searcher drops its storage from the state Tune pickles.
+"""
 from __future__ import annotations
 
 import math
+import os
+import pickle
 import sys
 import time
 
@@ -9,14 +16,48 @@ import optuna
 from ray import tune
 from ray.tune.search.optuna import OptunaSearch
 
+from pgu_rllib.registry import REGISTRY_ENV
+
 OBJECTIVE = "pgu/objective"
 STEPS = "num_env_steps_sampled_lifetime"
 
 
+def registry():
+    """The registry of the running search, from the driver's environment."""
+    from pgu_rllib.registry import Registry
+
+    url = os.environ.get(REGISTRY_ENV)
+    if not url:
+        raise RuntimeError(f"{REGISTRY_ENV} is not set: Tune callbacks of a search run in its driver process")
+    return Registry(url)
+
+
 class ResumableOptunaSearch(OptunaSearch):
-    """``OptunaSearch`` that tolerates a resume re-running a trial Optuna already finished (a kill
-    between Optuna's ``tell`` and Tune's state save): updates to a finished Optuna trial are
-    dropped instead of failing the search."""
+    """``OptunaSearch`` whose pickled state holds no storage (so no URL or password), and that
+    tolerates a resume re-running a trial Optuna already finished (a kill between Optuna's
+    ``tell`` and Tune's state save): updates to a finished Optuna trial are dropped."""
+
+    def __getstate__(self):
+        state = self.__dict__.copy()
+        state["_storage"] = state["_ot_study"] = None
+        state["_ot_trials"] = {k: getattr(t, "_trial_id", t) for k, t in self._ot_trials.items()}
+        return state
+
+    def __setstate__(self, state):
+        self.__dict__.update(state)
+        if self._storage is None and os.environ.get(REGISTRY_ENV) and self._study_name:
+            self._storage = optuna.storages.RDBStorage(url=os.environ[REGISTRY_ENV])
+            self._ot_study = optuna.load_study(study_name=self._study_name, storage=self._storage,
+                                               sampler=self._sampler)
+            self._ot_trials = {k: optuna.trial.Trial(self._ot_study, tid) for k, tid in self._ot_trials.items()}
+
+    def save(self, checkpoint_path: str):
+        with open(checkpoint_path, "wb") as f:
+            pickle.dump(self.__getstate__(), f)
+
+    def restore(self, checkpoint_path: str):
+        with open(checkpoint_path, "rb") as f:
+            self.__setstate__(pickle.load(f))
 
     def on_trial_result(self, trial_id, result):
         try:
@@ -35,8 +76,8 @@ class BudgetOrFinished(tune.Stopper):
     """Stop at the env-step budget, or at once for a trial the registry already holds as finished
     (a resume restarted it because Tune's last saved state predates its end)."""
 
-    def __init__(self, budget: int, registry_url: str, search_id: int):
-        self.budget, self.registry_url, self.search_id = budget, registry_url, search_id
+    def __init__(self, budget: int, search_id: int):
+        self.budget, self.search_id = budget, search_id
         self._finished = None
 
     def __getstate__(self):
@@ -44,10 +85,7 @@ class BudgetOrFinished(tune.Stopper):
 
     def __call__(self, trial_id, result) -> bool:
         if self._finished is None:
-            from pgu_rllib.registry import Registry
-
-            rows = Registry(self.registry_url).trials(self.search_id)
-            self._finished = {t["tune_trial_id"] for t in rows if t["status"] != "error"}
+            self._finished = {t["tune_trial_id"] for t in registry().trials(self.search_id) if t["status"] != "error"}
         return trial_id in self._finished or int(result.get(STEPS, 0)) >= self.budget
 
     def stop_all(self) -> bool:
@@ -81,37 +119,58 @@ def sampled_params(config: dict, keys: set[str]) -> dict:
     return out
 
 
-class RecordTrials(tune.Callback):
-    """Writes one registry row per finished trial and prints a progress line."""
+def _fmt(v) -> str:
+    if isinstance(v, float):
+        return f"{v:.4g}"
+    return "-" if v is None else str(v)
 
-    def __init__(self, registry_url: str, search_id: int, keys: set[str], total: int, budget: int, label: str):
-        self.registry_url, self.search_id, self.keys = registry_url, search_id, keys
-        self.total, self.budget, self.label = total, budget, label
+
+class _Recorder(tune.Callback):
+    """Base of the two recorders: keeps each trial's objective curve, pickles without state."""
+
+    def __init__(self, search_id: int, total: int, label: str):
+        self.search_id, self.total, self.label = search_id, total, label
         self._curves: dict[str, list] = {}
-        self._done, self._best, self._t0 = 0, None, time.time()
+        self._done, self._t0 = 0, time.time()
         self._registry = None
-        self._known = None
 
     def _reg(self):
         if self._registry is None:
-            from pgu_rllib.registry import Registry
-
-            self._registry = Registry(self.registry_url)
+            self._registry = registry()
         return self._registry
 
     def __getstate__(self):  # the engine is not picklable; Tune pickles callbacks for restore
-        state = dict(self.__dict__)
-        state["_registry"] = state["_known"] = None
-        return state
+        return {**self.__dict__, "_registry": None}
 
     def on_trial_result(self, iteration, trials, trial, result, **info):
-        obj = result.get("pgu", {}).get("objective")
+        obj = result.get(OBJECTIVE, result.get("pgu", {}).get("objective"))
         if obj is not None and math.isfinite(obj):
-            self._curves.setdefault(trial.trial_id, []).append([int(result.get(STEPS, 0)), float(obj)])
+            curve, point = self._curves.setdefault(trial.trial_id, []), [int(result.get(STEPS, 0)), float(obj)]
+            if curve and curve[-1][0] == point[0]:  # the final report repeats the last step with its score
+                curve[-1] = point
+            else:
+                curve.append(point)
+
+    def _line(self, text: str) -> None:
+        print(f"{self.label} {text} | {time.time() - self._t0:6.0f}s", file=sys.stderr, flush=True)
+
+
+class RecordTrials(_Recorder):
+    """Writes one registry row per finished tuning trial and prints a progress line."""
+
+    def __init__(self, search_id: int, keys: set[str], total: int, budget: int, label: str):
+        super().__init__(search_id, total, label)
+        self.keys, self.budget = keys, budget
+        self._best, self._known = None, None
+
+    def __getstate__(self):
+        return {**super().__getstate__(), "_known": None}
 
     def _record(self, trial, status: str) -> None:
         if self._known is None:  # rows written before a restore are final: never rewrite them
-            self._known = {t["tune_trial_id"] for t in self._reg().trials(self.search_id) if t["status"] != "error"}
+            rows = self._reg().trials(self.search_id)
+            self._known = {t["tune_trial_id"] for t in rows if t["status"] != "error"}
+            self._done = len(rows)
         if trial.trial_id in self._known:
             return
         last = trial.last_result or {}
@@ -120,19 +179,17 @@ class RecordTrials(tune.Callback):
         steps = int(last.get(STEPS, 0))
         if status == "complete" and steps < self.budget:
             status = "stopped_early"
-        if self._done == 0:  # after a resume, count what the registry already holds
-            self._done = len(self._reg().trials(self.search_id))
+        params = sampled_params(trial.config, self.keys)
         self._reg().record_trial(
-            self.search_id, tune_trial_id=trial.trial_id, params=sampled_params(trial.config, self.keys),
-            score=score, env_steps=steps, iterations=int(last.get("training_iteration", 0)), status=status,
-            node_id=pgu.get("node_id"), curve=self._curves.get(trial.trial_id, []))
+            self.search_id, tune_trial_id=trial.trial_id, params=params, score=score, env_steps=steps,
+            iterations=int(last.get("training_iteration", 0)), status=status, node_id=pgu.get("node_id"),
+            curve=self._curves.get(trial.trial_id, []))
+        self._known.add(trial.trial_id)
         self._done += 1
         if score is not None and status != "error" and (self._best is None or score > self._best):
             self._best = score
-        params = ", ".join(f"{k}={_fmt(v)}" for k, v in sampled_params(trial.config, self.keys).items())
-        print(f"[pgu {self.label}] trial {self._done}/{self.total} {status:<13} score {_fmt(score):>9} "
-              f"| best {_fmt(self._best):>9} | {params} | {time.time() - self._t0:6.0f}s",
-              file=sys.stderr, flush=True)
+        self._line(f"trial {self._done}/{self.total} {status:<13} score {_fmt(score):>9} | best {_fmt(self._best):>9} "
+                   f"| {', '.join(f'{k}={_fmt(v)}' for k, v in params.items())}")
 
     def on_trial_complete(self, iteration, trials, trial, **info):
         self._record(trial, "complete")
@@ -141,43 +198,43 @@ class RecordTrials(tune.Callback):
         self._record(trial, "error")
 
 
-def _fmt(v) -> str:
-    if isinstance(v, float):
-        return f"{v:.4g}"
-    return "-" if v is None else str(v)
+class RecordEvaluations(_Recorder):
+    """Writes each finished selection or test run to the registry at once (so a kill loses none)."""
+
+    def __init__(self, search_id: int, phase: str, total: int, label: str):
+        super().__init__(search_id, total, label)
+        self.phase = phase
+
+    def on_trial_complete(self, iteration, trials, trial, **info):
+        last = trial.last_result or {}
+        if "score" not in last:
+            return
+        job = trial.config["job"]
+        self._reg().record_evaluation(self.search_id, self.phase, {
+            "candidate": job["candidate"], "seed": job["seed"], "params": job["params"], "score": float(last["score"]),
+            "node_id": last.get("node_id"), "curve": self._curves.get(trial.trial_id, []),
+            "wall_s": float(last.get("time_total_s", 0.0))})
+        self._done += 1
+        self._line(f"{self.phase} run {self._done}/{self.total} candidate {job['candidate']} seed {job['seed']} "
+                   f"score {_fmt(float(last['score']))}")
 
 
-def heldout_trainable(config: dict) -> None:
-    """Train one candidate on one held-out seed to the full budget; report its final score."""
+def evaluation_trainable(config: dict) -> None:
+    """Train one configuration on one seed to the full budget; report the task's final score."""
     from pgu_rllib.algorithm import PGU
+    from pgu_rllib.tasks import get_task
 
     job = config["job"]
-    budget = int(job["pgu_budget"])
-    algo = PGU(config=job["pgu_config"])
+    budget = int(job["budget"])
+    algo = PGU(config=job["config"])
     try:
         steps, result = 0, {}
         while steps < budget:
             result = algo.train()
             steps = int(result[STEPS])
-            tune.report({OBJECTIVE: result["pgu"]["objective"], STEPS: steps,
-                         "node_id": result["pgu"].get("node_id")})
-        score = final_score(algo, result)
+            tune.report({OBJECTIVE: result["pgu"]["objective"], STEPS: steps, "node_id": result["pgu"].get("node_id")})
+        score = get_task(job["task"]).score(algo, result)
         tune.report({OBJECTIVE: result["pgu"]["objective"], STEPS: steps, "score": score,
                      "node_id": result["pgu"].get("node_id")})
     finally:
         algo.stop()
-
-
-def final_score(algo, result) -> float:
-    """The task's evaluation protocol: exact task metric if the task has one, else the mean raw
-    return of ``evaluation_duration`` evaluation episodes (deterministic per the task)."""
-    from pgu_rllib.callbacks import RETURNS_KEY
-
-    pgu = result.get("pgu", {})
-    if any(k in pgu for k in ("greedy_expected_reward", "greedy_success")):
-        return float(pgu["objective"])
-    evaluation = algo.evaluate()
-    returns = evaluation.get("env_runners", {}).get(RETURNS_KEY) or []
-    if returns:
-        return float(sum(returns) / len(returns))
-    return float(pgu["objective"])

@@ -1,0 +1,51 @@
+"""``PGUAdvantageEstimation``: RLlib's GAE connector plus the Monte-Carlo return column.
+
+``delta_r="return"`` (the ``reinforce`` preset) needs ``G_t = Σ_k γ^k r_{t+k}`` summed to the
+end of each episode chunk, with no critic anywhere. RLlib's GAE connector only writes the
+λ-return value targets, which bootstrap from the critic wherever a chunk ends without a
+terminal. This piece runs RLlib's GAE unchanged, then, for the modules that ask for it, adds
+``RETURNS`` computed by RLlib's own ``compute_value_targets`` with every value set to 0
+(λ = 1): the TD residuals are then the rewards themselves, so the targets are exactly the
+discounted reward sums. With ``batch_mode="complete_episodes"`` every chunk is a whole
+episode, so these are Monte-Carlo returns (an episode cut by the env's time limit is summed
+as far as it went).
+"""
+from __future__ import annotations
+
+import numpy as np
+import torch
+from ray.rllib.connectors.learner import GeneralAdvantageEstimation
+from ray.rllib.core.columns import Columns
+from ray.rllib.utils.numpy import convert_to_numpy
+from ray.rllib.utils.postprocessing.value_predictions import compute_value_targets
+
+RETURNS = "pgu_returns"
+
+
+def discounted_returns(rewards, terminateds, truncateds, gamma: float) -> np.ndarray:
+    """``G_t`` to the end of each chunk of a flat batch of chunks (values 0, λ = 1)."""
+    rewards = np.asarray(rewards, dtype=np.float32)
+    return compute_value_targets(values=np.zeros_like(rewards), rewards=rewards,
+                                 terminateds=np.asarray(terminateds, dtype=np.float32),
+                                 truncateds=np.asarray(truncateds, dtype=np.float32),
+                                 gamma=gamma, lambda_=1.0)
+
+
+class PGUAdvantageEstimation(GeneralAdvantageEstimation):
+    """GAE as RLlib computes it, then ``RETURNS`` for the modules in ``returns_for``."""
+
+    def __init__(self, *args, returns_for: frozenset = frozenset(), **kwargs):
+        super().__init__(*args, **kwargs)
+        self.returns_for = returns_for
+
+    def __call__(self, *, rl_module, episodes, batch, **kwargs):
+        batch = super().__call__(rl_module=rl_module, episodes=episodes, batch=batch, **kwargs)
+        for module_id in self.returns_for & set(batch):
+            if rl_module[module_id].is_stateful():
+                raise ValueError("delta_r='return' does not support stateful (recurrent) modules")
+            columns = batch[module_id]
+            returns = discounted_returns(*(convert_to_numpy(columns[c]) for c in
+                                           (Columns.REWARDS, Columns.TERMINATEDS, Columns.TRUNCATEDS)),
+                                         gamma=self.gamma)
+            columns[RETURNS] = torch.as_tensor(returns, device=columns[Columns.ADVANTAGES].device)
+        return batch

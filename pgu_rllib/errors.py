@@ -1,0 +1,54 @@
+"""Domain errors of the library. Each is one line; the CLI words them with its own flags.
+
+``PGUError`` subclasses ``ValueError``, so code that catches ``ValueError`` keeps working.
+
+Example::
+
+    >>> err = InvalidArgument("trials", 0, "an integer in [1, 1000]")
+    >>> str(err)
+    'trials=0 is not allowed; allowed: an integer in [1, 1000]'
+    >>> err.worded(flag="--trials")
+    '--trials=0 is not allowed; allowed: an integer in [1, 1000]'
+"""
+from __future__ import annotations
+
+
+class PGUError(ValueError):
+    """Bad input or state, one line. ``worded(**flags)`` words it for a command line."""
+
+    def worded(self, **flags) -> str:
+        return str(self)
+
+
+class InvalidArgument(PGUError):
+    """An argument outside its domain: names the argument, the value and what is allowed."""
+
+    def __init__(self, param: str, value, allowed: str):
+        self.param, self.value, self.allowed = param, value, allowed
+        super().__init__(f"{param}={value!r} is not allowed; allowed: {allowed}")
+
+    def worded(self, flag: str | None = None, **_) -> str:
+        return f"{flag or self.param}={self.value!r} is not allowed; allowed: {self.allowed}"
+
+
+class SearchExists(PGUError):
+    def __init__(self, name: str):
+        self.name = name
+        super().__init__(f"search {name!r} already exists; resume it (resume=True) or choose another name")
+
+    def worded(self, **_) -> str:
+        return f"search {self.name!r} already exists; pass --resume to continue it or choose a new --name"
+
+
+class NothingToResume(PGUError):
+    def __init__(self, name: str, where: str):
+        self.name = name
+        super().__init__(f"nothing to resume: no search {name!r} in {where}")
+
+
+class SearchInterrupted(Exception):
+    """A search stopped part-way (Ctrl-C, SIGTERM): what finished is stored; resume continues it."""
+
+    def __init__(self, name: str, phase: str):
+        self.name, self.phase = name, phase
+        super().__init__(f"search {name!r} interrupted during {phase}")
