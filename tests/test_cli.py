@@ -33,6 +33,9 @@ def test_train_json_summary_is_the_last_stdout_line():
     assert summary["episode_return_mean"] > 0  # CartPole pays ≥ 8 per episode
     assert 0 < summary["env_steps_per_s"] and summary["startup_s"] < summary["wall_s"]
     assert "[pgu train] iter" in out.stderr  # a progress line per iteration
+    learner = summary["learner"]  # the last update's PGU metrics
+    assert set(learner) == {"delta_o_abs_max", "delta_o_mean", "abs_f_mean", "f_zero_frac"}
+    assert learner["delta_o_abs_max"] == 0.0 and learner["abs_f_mean"] > 0  # one step per batch: Δ_O ≡ 0
 
 
 @pytest.mark.parametrize("args,needle", [
@@ -44,6 +47,10 @@ def test_train_json_summary_is_the_last_stdout_line():
     (["train", "--task", "cartpole", "--set", "colour=red"], "unknown config key(s) colour"),
     (["train", "--task", "cartpole", "--set", "novalue"], "--set 'novalue' is not key=value"),
     (["train", "--task", "cartpole", "--env-steps", "0"], "argument --env-steps: '0' must be > 0"),
+    (["train", "--task", "cartpole", "--set", "form=P"], "form='P' with delta_r='advantage' is not PGPB"),
+    (["train", "--task", "cartpole", "--set", "gamma=1.5"], "gamma=1.5 is not allowed; allowed: a number in (0, 1]"),
+    (["train", "--task", "cartpole", "--set", "lr=-1"], "lr=-1 is not allowed"),
+    (["train", "--task", "cartpole", "--set", "lr=nan"], "lr=nan is not allowed"),
 ])
 def test_bad_input_is_one_line_and_exit_2(args, needle):
     out = pgu(*args, timeout=120)

@@ -9,7 +9,12 @@ import subprocess
 import optuna
 import pytest
 
-from pgu_rllib.registry import Registry
+import datetime
+import pathlib
+
+from pgu_rllib.registry import Registry, head_revision
+
+LEGACY = pathlib.Path(__file__).resolve().parent.parent / "docs" / "results" / "evidence.db"  # schema 0001
 
 
 def _pg_bin(name: str) -> str:
@@ -52,7 +57,7 @@ def postgres_url():
 
 def test_registry_round_trip_on_postgresql(postgres_url):
     reg = Registry(postgres_url).connect()
-    assert reg.engine.dialect.name == "postgresql"
+    assert reg.engine.dialect.name == "postgresql" and reg.schema() == head_revision()
     row = reg.start_search(name="pg-search", task="bandit", space="paper", space_yaml="params: {}",
                            settings={"trials": 2}, storage_path="/shared/tune", versions={"ray": "2.60.0"},
                            git_commit=None, resume=False)
@@ -60,24 +65,77 @@ def test_registry_round_trip_on_postgresql(postgres_url):
                      iterations=4, status="complete", node_id="n1", curve=[[256, 0.5], [1024, 0.7]])
     reg.record_trial(row.id, tune_trial_id="t1", params={"form": "V", "seed": 1}, score=0.71, env_steps=1024,
                      iterations=4, status="complete", node_id="n1", curve=[])  # upsert, not a second row
-    reg.record_evaluations(row.id, [{"candidate": 0, "seed": 1_000_000, "params": {"form": "V"}, "score": 0.74}])
+    reg.record_evaluation(row.id, "selection", {"candidate": 0, "seed": 1_000_000, "params": {"form": "V"},
+                                                "score": 0.74, "curve": [[1024, 0.74]]})
+    reg.record_evaluation(row.id, "test", {"candidate": 0, "seed": 2_000_000, "params": {"form": "V"}, "score": 0.73})
     reg.put_best(task="bandit", space="paper", search_name="pg-search", preset="ppo", params={"form": "V"},
-                 config={"form": "V"}, tuning_score=0.71, heldout_mean=0.74, heldout_std=0.0, heldout_median=0.74,
-                 heldout_scores=[0.74], protocol={"test_seeds": [1_000_000]}, versions={"ray": "2.60.0"},
-                 git_commit="abc")
+                 config={"form": "V"}, tuning_score=0.71, selection_mean=0.74, selection_scores=[0.74],
+                 selection_seeds=[1_000_000], test_mean=0.73, test_std=0.0, test_median=0.73, test_iqm=0.73,
+                 test_ci95=[0.73, 0.73], test_scores=[0.73], test_seeds=[2_000_000], protocol={"budget": 1024},
+                 versions={"ray": "2.60.0"}, git_commit="abc")
     reg.set_status("pg-search", "complete")
+    reg.add_timing("pg-search", "test", wall_s=1.5, env_steps=1024)
 
     fresh = Registry(postgres_url).connect()  # a second connection reads what the first wrote
     trials = fresh.trials(fresh.get_search("pg-search").id)
     assert len(trials) == 1 and trials[0]["score"] == 0.71 and trials[0]["node_id"] == "n1"
-    assert fresh.get_search("pg-search").status == "complete"
+    assert fresh.get_search("pg-search").status.value == "complete"
+    assert fresh.get_search("pg-search").timings == {"test": {"wall_s": 1.5, "env_steps": 1024}}
     best = fresh.best("bandit", "paper")
-    assert best["heldout_scores"] == [0.74] and best["git_commit"] == "abc"
-    assert fresh.evaluations(row.id)[0]["score"] == 0.74
+    assert best["test_scores"] == [0.73] and best["selection_seeds"] == [1_000_000] and best["git_commit"] == "abc"
+    assert [e["phase"] for e in fresh.evaluations(row.id)] == ["selection", "test"]
+    assert fresh.evaluations(row.id, "selection")[0]["curve"] == [[1024, 0.74]]
 
     with pytest.raises(ValueError, match="already exists"):
         fresh.start_search(name="pg-search", task="bandit", space="paper", space_yaml="", settings={},
                            storage_path="", versions={}, git_commit=None, resume=False)
+
+
+def test_a_registry_of_schema_0001_is_upgraded_on_postgresql(postgres_url):
+    """The rows of a registry written by pgu-rllib 0.1 (docs/results/evidence.db), put in a
+    PostgreSQL database at schema 0001, then upgraded by Alembic."""
+    import sqlalchemy as sa
+    from alembic import command
+
+    from pgu_rllib.registry import _alembic_config
+
+    url = postgres_url.rsplit("/", 1)[0] + "/legacy"
+    admin = sa.create_engine(postgres_url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(sa.text("CREATE DATABASE legacy"))
+    engine = sa.create_engine(url)
+    with engine.begin() as conn:
+        command.upgrade(_alembic_config(conn), "0001")
+    source = sa.create_engine(f"sqlite:///{LEGACY}")
+    with source.connect() as src, engine.begin() as dst:
+        for name in ("pgu_searches", "pgu_trials", "pgu_evaluations", "pgu_best"):
+            table = sa.Table(name, sa.MetaData(), autoload_with=dst)
+            rows = [dict(r._mapping) for r in src.execute(sa.text(f"SELECT * FROM {name}"))]
+            for r in rows:
+                for key in ("created_at", "updated_at", "finished_at"):
+                    if key in r:
+                        r[key] = datetime.datetime.fromisoformat(r[key])
+            dst.execute(table.insert(), rows)
+        dst.execute(sa.text("SELECT setval(pg_get_serial_sequence('pgu_searches', 'id'), 100)"))
+    _check_upgraded(Registry(url))
+
+
+def _check_upgraded(reg, upgrade=True):
+    if upgrade:
+        with pytest.raises(ValueError, match="has schema 0001; .* `pgu registry upgrade"):
+            reg.check_current()
+        reg.connect()
+    assert reg.schema() == head_revision()
+    rows = {r["space"]: r for r in reg.best_rows("hopper")}
+    assert rows["mla"]["selection_mean"] == pytest.approx(302.6713262675589)  # the old held-out mean chose it
+    assert rows["mla"]["selection_seeds"] == [1_000_000, 1_000_001] and rows["mla"]["test_mean"] is None
+    assert "no test scores" in rows["mla"]["protocol"]["selection"]
+    search = reg.get_search("hopper-mla-s0") or reg.get_search(reg.best("hopper", "mla")["search_name"])
+    assert search.status.value == "complete" and isinstance(search.settings, dict)
+    assert len(reg.trials(search.id)) == 4 and {e["phase"] for e in reg.evaluations(search.id)} == {"selection"}
+    new = reg.start_search(name="after-upgrade", task="bandit", space="paper", space_yaml="", settings={},
+                           storage_path="", versions={}, git_commit=None, resume=False)
+    assert new.id > search.id  # ids continue past the copied rows
 
 
 def test_optuna_study_shares_the_postgresql_database(postgres_url):

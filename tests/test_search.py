@@ -15,7 +15,7 @@ import pytest
 from pgu_rllib.registry import Registry
 
 SEARCH = ["--task", "bandit", "--space", "paper", "--max-concurrent", "2", "--env-steps", "1024",
-          "--top-k", "2", "--heldout-seeds", "2"]
+          "--top-k", "2", "--selection-seeds", "2", "--test-seeds", "2"]
 
 
 def pgu(*args, cwd, timeout=600):
@@ -49,17 +49,30 @@ def test_bandit_search_fills_optuna_and_the_registry(searched):
 
     reg = Registry(f"sqlite:///{db}")
     search_row = reg.get_search("bandit-paper-s1")
-    assert search_row.status == "complete"
+    assert search_row.status.value == "complete"
     trials = reg.trials(search_row.id)
     assert len(trials) == 6 and all(t["score"] is not None for t in trials)
-    assert {t["params"]["seed"] for t in trials} == set(range(1000, 1006))  # tuning seeds
+    tuning = {t["params"]["seed"] for t in trials}
+    assert tuning == set(range(1000, 1006))  # tuning seeds 1000·S + i
     best = reg.best("bandit", "paper")
     assert best["search_name"] == "bandit-paper-s1"
-    assert len(best["heldout_scores"]) == 2 and best["protocol"]["test_seeds"] == [1_001_000, 1_001_001]
-    assert not set(best["protocol"]["test_seeds"]) & set(best["protocol"]["tuning_seeds"])
-    assert 0.5 < best["heldout_mean"] <= 0.7538 + 1e-3  # the optimal policy's expected reward is 0.7538
+    assert best["selection_seeds"] == [1_001_000, 1_001_001] and best["test_seeds"] == [2_001_000, 2_001_001]
+    assert not tuning & set(best["selection_seeds"]) and not set(best["selection_seeds"]) & set(best["test_seeds"])
+    assert best["protocol"]["tuning_seeds"] == sorted(tuning)
+    assert 0.5 < best["test_mean"] <= 0.7538 + 1e-3  # the optimal policy's expected reward is 0.7538
+    assert best["test_ci95"][0] <= best["test_iqm"] <= best["test_ci95"][1]
     assert best["versions"]["ray"] == "2.60.0" and best["versions"]["torch"].startswith("2.13.0")
-    assert len(reg.evaluations(search_row.id)) == 4  # top-2 x 2 seeds
+    selection = reg.evaluations(search_row.id, "selection")
+    test = reg.evaluations(search_row.id, "test")
+    assert len(selection) == 4 and len(test) == 2  # top-2 x 2 selection seeds; the winner x 2 test seeds
+    # the winner is the best selection mean; only it ran on the test seeds, whose scores are the reported ones
+    means = {c: sum(e["score"] for e in selection if e["candidate"] == c) / 2 for c in {e["candidate"] for e in selection}}
+    winner = max(means, key=means.get)
+    assert best["selection_mean"] == pytest.approx(means[winner])
+    assert {e["candidate"] for e in test} == {winner} and best["params"] == test[0]["params"]
+    assert sorted(best["test_scores"]) == sorted(e["score"] for e in test)
+    assert all(e["curve"] and e["curve"][-1][0] >= 1024 for e in selection + test)  # a learning curve per run
+    assert set(search_row.timings) == {"tuning", "selection", "test"} and search_row.timings["test"]["env_steps"] >= 2048
     # a TensorBoard event file per trial
     assert len(list((tmp_path / "pgu_results" / "tune").rglob("events.out.tfevents.*"))) >= 6
 
@@ -67,13 +80,16 @@ def test_bandit_search_fills_optuna_and_the_registry(searched):
 def test_best_export_and_train_from_best(searched):
     tmp_path, _ = searched
     best = Registry(f"sqlite:///{tmp_path}/pgu_results/registry.db").best("bandit", "paper")
-    shown = pgu("best", "--task", "bandit", "--json", cwd=tmp_path)
-    assert json.loads(shown.stdout)[0]["heldout_mean"] == pytest.approx(best["heldout_mean"])
+    shown = json.loads(pgu("best", "--task", "bandit", "--json", cwd=tmp_path).stdout)[0]
+    for key in ("tuning_score", "selection_mean", "selection_seeds", "test_mean", "test_std", "test_median",
+                "test_iqm", "test_ci95", "test_seeds"):
+        assert shown[key] == best[key], key
     exported = pgu("export", "--task", "bandit", "--format", "yaml", cwd=tmp_path)
     import yaml
     doc = yaml.safe_load(exported.stdout)
     assert doc["bandit"]["paper"]["overrides"] == best["params"]
-    assert doc["bandit"]["paper"]["heldout"]["scores"] == best["heldout_scores"]
+    assert doc["bandit"]["paper"]["test"]["scores"] == best["test_scores"]
+    assert doc["bandit"]["paper"]["selection"]["seeds"] == best["selection_seeds"]
     trained = pgu("train", "--task", "bandit", "--from-best", "--env-steps", "512", "--json", cwd=tmp_path)
     assert trained.returncode == 0, trained.stderr[-2000:]
     assert all(json.loads(trained.stdout.splitlines()[-1])["config"][k] == v for k, v in best["params"].items())
@@ -94,12 +110,12 @@ def test_report_page_with_real_plots(searched):
     assert out.returncode == 0, out.stderr[-2000:]
     page = (tmp_path / "report" / "index.html").read_text()
     pngs = sorted((tmp_path / "report").glob("*.png"))
-    assert [p.name for p in pngs] == ["alphas.png", "curves.png", "form_scale.png", "heldout.png", "importances.png"]
+    assert [p.name for p in pngs] == ["alphas.png", "curves.png", "evaluations.png", "form_scale.png", "importances.png"]
     for png in pngs:
         assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
         assert _png_is_real(png), png
         assert f'src="{png.name}"' in page
-    assert "held-out" in page and "bandit-paper-s1" in page
+    assert "test " in page and "selection mean" in page and "bandit-paper-s1" in page
     missing = pgu("report", "--name", "nosuch", "--out", str(tmp_path / "r2"), cwd=tmp_path)
     assert missing.returncode == 2 and "no search named 'nosuch'" in missing.stderr
 
@@ -171,7 +187,7 @@ def test_resume_after_sigkill_keeps_completed_trials(tmp_path):
     before = {t["tune_trial_id"]: t for t in reg.trials(reg.get_search("killed").id)}
     assert 3 <= len(before) < 8
     assert reg.best("bandit", "paper") is None  # nothing half-written
-    assert reg.get_search("killed").status == "running"
+    assert reg.get_search("killed").status.value == "running"
 
     out = pgu(*args, "--resume", "--json", cwd=tmp_path)
     assert out.returncode == 0, out.stderr[-3000:]
@@ -181,7 +197,7 @@ def test_resume_after_sigkill_keeps_completed_trials(tmp_path):
         assert after[trial_id] == row
     states = study_states(db, "killed")
     assert states.count("COMPLETE") == 8
-    assert reg.get_search("killed").status == "complete"
+    assert reg.get_search("killed").status.value == "complete"
     assert reg.best("bandit", "paper")["search_name"] == "killed"
 
 
@@ -197,7 +213,7 @@ def test_ctrl_c_stops_cleanly_and_resume_finishes(tmp_path):
     assert proc.returncode == 130, err[-3000:]
     assert "interrupted" in err and "--resume" in err
     reg = Registry(f"sqlite:///{db}")
-    assert reg.get_search("ctrlc").status == "interrupted"
+    assert reg.get_search("ctrlc").status.value == "interrupted"
     kept = {t["tune_trial_id"] for t in reg.trials(reg.get_search("ctrlc").id)}
     assert 2 <= len(kept) < 6
     assert reg.best("bandit", "paper") is None
@@ -206,7 +222,7 @@ def test_ctrl_c_stops_cleanly_and_resume_finishes(tmp_path):
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     rows = reg.trials(reg.get_search("ctrlc").id)
     assert len(rows) == 6 and kept <= {t["tune_trial_id"] for t in rows}
-    assert reg.get_search("ctrlc").status == "complete"
+    assert reg.get_search("ctrlc").status.value == "complete"
     assert study_states(db, "ctrlc").count("COMPLETE") == 6
 
 
@@ -223,6 +239,8 @@ def test_ctrl_c_stops_cleanly_and_resume_finishes(tmp_path):
     (None, ["--registry", "postgresql://pgu:secret@127.0.0.1:1/pgu"], "registry postgresql://pgu:***@127.0.0.1:1/pgu is unreachable"),
     (None, ["--registry", "nosuchdialect://x"], "registry URL 'nosuchdialect://x' cannot be used"),
     (None, ["--trials", "0"], "argument --trials: '0' must be > 0"),
+    ("params:\n  form: {choice: [V, P]}\n", [],
+     "the point {'form': 'P'} is refused: form='P' with delta_r='advantage' is not PGPB"),
 ])
 def test_bad_input_exits_2_with_one_line_and_writes_nothing(tmp_path, space_text, args, needle):
     base = {"--task": "bandit", "--space": "paper", "--trials": "2"}
