@@ -10,8 +10,9 @@ Standardisation (``delta_r="advantage"``, ``normalize_delta_r``) uses the popula
 std, the limit of RLlib's per-batch standardisation.
 
 ``fixed_point(rule)`` follows θ' = E[U](θ) from θ = 0 (the recipe's start) until
-‖E[U]‖ < 1e-9 and reports where it converges, the greedy policy's expected reward there, and
-the Jacobian's eigenvalues (negative real parts: a stable fixed point that runs settle at).
+‖E[U]‖ < 1e-9 and reports where it converges, the greedy policy's expected reward there, the
+Jacobian's eigenvalues (negative real parts: a stable fixed point that runs settle at), and the
+best greedy value on the way (what a run stopped at the right moment would report).
 
 Example::
 
@@ -85,21 +86,30 @@ def greedy_value(theta, n_actions: int = N_ACTIONS) -> float:
     return greedy_expected_reward(np.asarray(theta), eval_contexts(), n_actions)[0]
 
 
-def fixed_point(rule, *, theta0=(0.0, 0.0), step: float = 1.0, max_steps: int = 200_000, tol: float = 1e-9,
+def fixed_point(rule, *, theta0=(0.0, 0.0), max_move: float = 0.05, max_steps: int = 200_000, tol: float = 1e-9,
                 n_actions: int = N_ACTIONS) -> dict:
-    """Follow θ' = E[U](θ) from ``theta0`` (Euler steps of ``step``) until ‖E[U]‖ < ``tol``."""
+    """Follow θ' = E[U](θ) from ``theta0`` until ‖E[U]‖ < ``tol``: Euler steps θ += c·E[U] with
+    c = min(1, max_move/‖E[U]‖), so the path follows the flow (θ moves at most ``max_move`` a
+    step) and the steps near the fixed point are plain ones. Also returns the path's peak greedy
+    value (checked every 5th step) and where it was reached."""
     grid = quadrature()
     theta = np.asarray(theta0, dtype=float)
     u = expected_update(theta, rule, n_actions=n_actions, grid=grid)
-    steps = 0
+    steps, peak, peak_at = 0, greedy_value(theta, n_actions), 0
     while np.linalg.norm(u) >= tol and steps < max_steps and np.all(np.abs(theta) < 1e3):
-        theta = theta + step * u
+        theta = theta + min(1.0, max_move / np.linalg.norm(u)) * u
         u = expected_update(theta, rule, n_actions=n_actions, grid=grid)
         steps += 1
+        if steps % 5 == 0 and (g := greedy_value(theta, n_actions)) > peak:
+            peak, peak_at = g, steps
     converged = bool(np.linalg.norm(u) < tol)
     eps = 1e-5
     jac = np.stack([(expected_update(theta + eps * e, rule, n_actions=n_actions, grid=grid)
                      - expected_update(theta - eps * e, rule, n_actions=n_actions, grid=grid)) / (2 * eps)
                     for e in np.eye(2)], -1)
-    return {"theta": theta.tolist(), "greedy": greedy_value(theta, n_actions), "converged": converged,
-            "residual": float(np.linalg.norm(u)), "steps": steps, "jacobian_eigenvalues": np.linalg.eigvals(jac).tolist()}
+    greedy = greedy_value(theta, n_actions)
+    return {"theta": theta.tolist(), "greedy": greedy, "converged": converged, "residual": float(np.linalg.norm(u)),
+            "steps": steps, "jacobian_eigenvalues": [complex(v) if np.iscomplex(v) else float(np.real(v))
+                                                     for v in np.linalg.eigvals(jac)],
+            "stable": bool(converged and max(np.real(np.linalg.eigvals(jac))) < 0),
+            "peak_greedy": max(peak, greedy), "peak_at_step": peak_at if peak > greedy else steps}
