@@ -6,7 +6,7 @@ BIN    := $(VENV)/bin
 # The CPU wheel of torch 2.13.0 lies on this machine's disk; elsewhere pip takes it from PyPI.
 FIND_LINKS := $(if $(wildcard /opt/wheels),--find-links /opt/wheels,)
 
-.PHONY: demo test venv clean postgres
+.PHONY: demo test test-fast venv clean postgres
 
 $(BIN)/.installed: pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -30,6 +30,10 @@ postgres:
 
 test: $(BIN)/.installed postgres
 	$(BIN)/python -m pytest -q
+
+# For development: everything but the slow, cluster and PostgreSQL tests (under 2 minutes).
+test-fast: $(BIN)/.installed
+	$(BIN)/python -m pytest -q -m "not slow and not cluster and not postgres"
 
 clean:
 	rm -rf $(VENV) pgu_results .pytest_cache .hypothesis

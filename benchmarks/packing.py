@@ -23,7 +23,7 @@ import tempfile
 def experiment(base: dict, n_trials: int, iters: int) -> float:
     from ray import tune
 
-    from pgu_rllib.algorithm import PGU
+    from pgu_rllib.rllib.algorithm import PGU
 
     with tempfile.TemporaryDirectory() as storage, contextlib.redirect_stdout(sys.stderr):  # Tune's tables
         grid = tune.Tuner(
@@ -52,9 +52,9 @@ def main() -> None:
 
     import ray
 
-    from pgu_rllib._private.ray_session import ensure_ray
+    from pgu_rllib.rllib.ray_session import ensure_ray
     from pgu_rllib.cli import parse_sets
-    from pgu_rllib.training import build_config
+    from pgu_rllib.tasks.training import build_config
 
     overrides = parse_sets(args.set)
     base = build_config(args.task, "ppo", overrides, seed=0, budget=10**7).to_dict()

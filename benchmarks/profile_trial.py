@@ -36,9 +36,9 @@ def main() -> None:
     import ray
     import torch
 
-    from pgu_rllib._private.ray_session import ensure_ray
+    from pgu_rllib.rllib.ray_session import ensure_ray
     from pgu_rllib.cli import parse_sets
-    from pgu_rllib.training import build_config
+    from pgu_rllib.tasks.training import build_config
 
     torch.set_num_threads(1)
     overrides = parse_sets(args.set)

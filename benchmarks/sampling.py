@@ -44,9 +44,9 @@ def main() -> None:
     import torch
 
     from pgu_rllib.cli import parse_sets
-    from pgu_rllib.envs.mujoco import RewardScaled
+    from pgu_rllib.tasks.mujoco import RewardScaled
     from pgu_rllib.tasks import get_task
-    from pgu_rllib.training import build_config
+    from pgu_rllib.tasks.training import build_config
 
     torch.set_num_threads(1)
     task = get_task(args.task)

@@ -68,9 +68,9 @@ def key_of(point: dict) -> str:
 def _tabulate_worker(space_path: pathlib.Path, shard: int, shards: int, out: str) -> None:
     import torch
 
-    from pgu_rllib._private.ray_session import ensure_ray
-    from pgu_rllib.spaces import load_space
-    from pgu_rllib.training import build_config
+    from pgu_rllib.rllib.ray_session import ensure_ray
+    from pgu_rllib.service.spaces import load_space
+    from pgu_rllib.tasks.training import build_config
 
     torch.set_num_threads(1)
     ensure_ray(num_cpus=1)
@@ -150,7 +150,7 @@ def main() -> None:
 
     import optuna
 
-    from pgu_rllib.spaces import load_space
+    from pgu_rllib.service.spaces import load_space
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     table_path = table_of(args.space)

@@ -44,7 +44,7 @@ def rules() -> list[dict]:
 
 
 def _rule(point: dict):
-    from pgu_rllib.update_rule import UpdateRule
+    from pgu_rllib.core.update_rule import UpdateRule
 
     keys = {k: v for k, v in point.items() if k in UpdateRule.keys()}
     return UpdateRule(parameterisation="logit", **keys).validate()
@@ -55,7 +55,7 @@ def _load() -> dict:
 
 
 def exact() -> None:
-    from pgu_rllib.envs.bandit_expected import fixed_point, greedy_value
+    from pgu_rllib.tasks.bandit_expected import fixed_point, greedy_value
 
     data = _load()
     results = {}

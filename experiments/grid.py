@@ -14,9 +14,9 @@ def run_grid(task: str, points: list[dict], *, budget: int, metrics: tuple[str, 
     from ray import tune
     from ray.tune.search.basic_variant import BasicVariantGenerator
 
-    from pgu_rllib._private.ray_session import ensure_ray
-    from pgu_rllib.algorithm import PGU
-    from pgu_rllib.training import build_config
+    from pgu_rllib.rllib.ray_session import ensure_ray
+    from pgu_rllib.rllib.algorithm import PGU
+    from pgu_rllib.tasks.training import build_config
 
     keys = sorted({k for p in points for k in p if k not in ("label", "seed")})
     base = build_config(task, "ppo", {k: points[0][k] for k in keys if k in points[0]}, seed=0, budget=budget).to_dict()

@@ -42,7 +42,7 @@ def _pgu() -> list[str]:
 
 
 def _status(registry: str, name: str) -> str | None:
-    from pgu_rllib.registry import Registry
+    from pgu_rllib.service.registry import Registry
 
     reg = Registry(registry)
     if reg.schema() is None or not reg.search_exists(name):
@@ -102,7 +102,7 @@ def main() -> None:
             return _registry_phase(args, f"{args.task}-rlzoo-pgu-s0",
                                    [*_pgu(), "evaluate", *common, "--preset", "ppo", "--test-seeds", "5", *sets], log)
         if key == "rlzoo":
-            from pgu_rllib.search_service import test_seed_list
+            from pgu_rllib.service.search import test_seed_list
 
             seeds = test_seed_list(0, 5)
             procs, rc = [], 0

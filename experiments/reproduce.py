@@ -54,10 +54,10 @@ def main() -> None:
     from ray import tune
     from ray.tune.search.basic_variant import BasicVariantGenerator
 
-    from pgu_rllib._private.ray_session import ensure_ray
-    from pgu_rllib.algorithm import PGU
+    from pgu_rllib.rllib.ray_session import ensure_ray
+    from pgu_rllib.rllib.algorithm import PGU
     from pgu_rllib.tasks import get_task
-    from pgu_rllib.training import build_config
+    from pgu_rllib.tasks.training import build_config
 
     budget = args.env_steps or get_task(args.task).budget
     base = build_config(args.task, "ppo", COMMON[args.task], seed=0, budget=budget).to_dict()

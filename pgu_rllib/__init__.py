@@ -1,8 +1,17 @@
-"""pgu-rllib: the parametric gradient-update family as an RLlib learner.
+"""pgu-rllib: the parametric gradient-update family as an RLlib learner, searched per task.
 
-The pure math (``scales``, ``signals``, ``qreading``, ``forms``,
-``update_rule``, ``presets``) imports no Ray; ``PGUConfig``/``PGU`` load RLlib
-on first use.
+Layers, each importing only from the ones before it (tests/test_layers.py checks it):
+
+1. ``pgu_rllib.core``: the update rule's math (Δ_O, Δ_R, q readings, forms, scales, presets),
+   statistics and domain errors; no Ray;
+2. ``pgu_rllib.rllib``: the RLlib learner, config and algorithm, modules, connectors,
+   callbacks and Ray start-up;
+3. ``pgu_rllib.tasks``: environments, their models and exact metrics, training recipes and
+   scoring; one training run (``build_config``, ``train``);
+4. ``pgu_rllib.service``: search spaces, the registry, ``search``/``evaluate``/``best``/``export``;
+5. ``pgu_rllib.cli`` and ``pgu_rllib.report`` on top.
+
+The public names below load their layer on first use, so ``import pgu_rllib`` stays light.
 
 Example::
 
@@ -12,26 +21,23 @@ Example::
 """
 from __future__ import annotations
 
-from pgu_rllib.presets import PRESETS
-from pgu_rllib.scales import make_scale
-from pgu_rllib.update_rule import UpdateRule
+from pgu_rllib.core.presets import PRESETS
+from pgu_rllib.core.scales import make_scale
+from pgu_rllib.core.update_rule import UpdateRule
 
 __version__ = "0.1.0"
-__all__ = ["PGU", "PGUConfig", "PGUTorchLearner", "PRESETS", "UpdateRule", "best", "export", "make_scale",
-           "search", "__version__"]
+__all__ = ["PGU", "PGUConfig", "PGUTorchLearner", "PRESETS", "UpdateRule", "best", "evaluate", "export",
+           "make_scale", "search", "__version__"]
+
+_LAZY = {"PGU": "pgu_rllib.rllib.algorithm", "PGUConfig": "pgu_rllib.rllib.algorithm",
+         "PGUTorchLearner": "pgu_rllib.rllib.learner", "search": "pgu_rllib.service.search",
+         "evaluate": "pgu_rllib.service.search", "best": "pgu_rllib.service.search",
+         "export": "pgu_rllib.service.search"}
 
 
-def __getattr__(name):  # lazy: keep `import pgu_rllib.scales` free of Ray
-    if name in ("PGU", "PGUConfig"):
-        from pgu_rllib import algorithm
+def __getattr__(name):  # lazy: keep `import pgu_rllib` free of Ray
+    if name in _LAZY:
+        import importlib
 
-        return getattr(algorithm, name)
-    if name in ("search", "best", "export"):
-        from pgu_rllib import search_service
-
-        return getattr(search_service, name)
-    if name == "PGUTorchLearner":
-        from pgu_rllib.learner import PGUTorchLearner
-
-        return PGUTorchLearner
+        return getattr(importlib.import_module(_LAZY[name]), name)
     raise AttributeError(f"module 'pgu_rllib' has no attribute {name!r}")

@@ -13,7 +13,7 @@ import argparse
 import json
 import sys
 
-from pgu_rllib.errors import InvalidArgument, PGUError
+from pgu_rllib.core.errors import InvalidArgument, PGUError
 
 DEFAULT_REGISTRY = "sqlite:///pgu_results/registry.db"
 
@@ -56,7 +56,7 @@ def _positive_int(text: str) -> int:
 
 
 def cmd_presets(args) -> int:
-    from pgu_rllib.presets import DESCRIPTIONS, PRESETS
+    from pgu_rllib.core.presets import DESCRIPTIONS, PRESETS
 
     width = max(map(len, PRESETS))
     for name in PRESETS:
@@ -74,11 +74,11 @@ def cmd_tasks(args) -> int:
 
 
 def cmd_train(args) -> int:
-    from pgu_rllib.training import build_config, json_safe, train
+    from pgu_rllib.tasks.training import build_config, json_safe, train
 
     overrides = parse_sets(args.set)
     if args.from_best:
-        from pgu_rllib.search_service import best
+        from pgu_rllib.service.search import best
 
         row = best(args.task, args.space, registry=args.registry)
         if row is None:
@@ -121,8 +121,8 @@ def _test_line(row: dict) -> str:
 def cmd_search(args) -> int:
     import contextlib
 
-    from pgu_rllib.search_service import search
-    from pgu_rllib.training import json_safe
+    from pgu_rllib.service.search import search
+    from pgu_rllib.tasks.training import json_safe
 
     with contextlib.redirect_stdout(sys.stderr):  # Tune's console output: stdout stays ours
         summary = search(args.task, args.space, args.trials, max_concurrent=args.max_concurrent,
@@ -154,8 +154,8 @@ def cmd_search(args) -> int:
 def cmd_evaluate(args) -> int:
     import contextlib
 
-    from pgu_rllib.search_service import evaluate
-    from pgu_rllib.training import json_safe
+    from pgu_rllib.service.search import evaluate
+    from pgu_rllib.tasks.training import json_safe
 
     with contextlib.redirect_stdout(sys.stderr):
         summary = evaluate(args.task, args.preset, parse_sets(args.set), env_steps=args.env_steps, seed=args.seed,
@@ -173,9 +173,9 @@ def cmd_evaluate(args) -> int:
 
 
 def cmd_best(args) -> int:
-    from pgu_rllib.search_service import open_existing
+    from pgu_rllib.service.search import open_existing
     from pgu_rllib.tasks import get_task
-    from pgu_rllib.training import json_safe
+    from pgu_rllib.tasks.training import json_safe
 
     get_task(args.task)
     reg = open_existing(args.registry)
@@ -196,7 +196,7 @@ def cmd_best(args) -> int:
 
 
 def cmd_registry(args) -> int:
-    from pgu_rllib.registry import Registry, head_revision
+    from pgu_rllib.service.registry import Registry, head_revision
 
     reg = Registry(args.registry)
     reg.check_reachable()
@@ -210,7 +210,7 @@ def cmd_registry(args) -> int:
 
 
 def cmd_export(args) -> int:
-    from pgu_rllib.search_service import export
+    from pgu_rllib.service.search import export
 
     text = export(args.task, registry=args.registry, fmt=args.format)
     if args.out:
@@ -234,8 +234,8 @@ def cmd_report(args) -> int:
 def cmd_dashboard(args) -> int:
     import optuna_dashboard
 
-    from pgu_rllib.registry import Registry
-    from pgu_rllib.search_service import absolute_sqlite
+    from pgu_rllib.service.registry import Registry
+    from pgu_rllib.service.search import absolute_sqlite
 
     reg = Registry(args.registry)
     reg.check_reachable()

@@ -20,7 +20,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
-from pgu_rllib.registry import DEFAULT_URL, Registry  # noqa: E402
+from pgu_rllib.service.registry import DEFAULT_URL, Registry  # noqa: E402
 
 FIGSIZE = (6.4, 4.2)
 
@@ -147,7 +147,7 @@ def _score(value) -> str:
 
 def report(name: str, out: str | pathlib.Path, registry: str = DEFAULT_URL) -> pathlib.Path:
     """Write ``out/index.html`` and its PNGs for search ``name``; return the page's path."""
-    from pgu_rllib.search_service import absolute_sqlite, open_existing
+    from pgu_rllib.service.search import absolute_sqlite, open_existing
 
     reg = open_existing(registry)
     row = reg.get_search(name) if reg else None
@@ -160,7 +160,7 @@ def report(name: str, out: str | pathlib.Path, registry: str = DEFAULT_URL) -> p
     best = reg.best(row.task, row.space)
     winner = best["params"] if best and best["search_name"] == name else None
     settings = row.settings
-    from pgu_rllib.presets import PRESETS
+    from pgu_rllib.core.presets import PRESETS
 
     defaults = PRESETS.get(settings.get("base_preset", "ppo"), {})
     plots = {

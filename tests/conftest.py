@@ -15,3 +15,25 @@ def ray_local():
              log_to_driver=False, logging_level="ERROR")
     yield ray
     ray.shutdown()
+
+
+@pytest.fixture
+def cli(capsys, monkeypatch):
+    """Run ``pgu ARGS`` in this process (for inputs refused before Ray starts): returns an object
+    with ``returncode``, ``stdout`` and ``stderr`` like ``subprocess.run``."""
+    import types
+
+    from pgu_rllib.cli import main
+
+    def run(*argv, cwd=None):
+        if cwd is not None:
+            monkeypatch.chdir(cwd)
+        capsys.readouterr()
+        try:
+            code = main([str(a) for a in argv])
+        except SystemExit as stop:
+            code = stop.code
+        captured = capsys.readouterr()
+        return types.SimpleNamespace(returncode=code, stdout=captured.out, stderr=captured.err)
+
+    return run

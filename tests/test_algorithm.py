@@ -6,12 +6,12 @@ import pytest
 from ray.rllib.utils.test_utils import check_train_results_new_api_stack
 
 from pgu_rllib import PGU, PGUConfig
-from pgu_rllib.training import build_config
+from pgu_rllib.tasks.training import build_config
 
 
 @pytest.mark.parametrize("form", ["Q", "V", "P"])
 def test_two_iterations_per_form(ray_local, form):
-    config = build_config("cartpole", "mla", {"form": form, "train_batch_size_per_learner": 256,
+    config = build_config("cartpole", "mla", {"form": form, "delta_r": "q", "train_batch_size_per_learner": 256,
                                               "num_epochs": 2}, seed=1)
     assert isinstance(config, PGUConfig)
     algo = config.build_algo()
@@ -34,10 +34,12 @@ def test_two_iterations_per_form(ray_local, form):
 def test_tune_style_dict_merges_into_pgu_config(ray_local):
     """Tune hands the trainable a dict: the update-rule keys must survive and be validated."""
     base = build_config("cartpole", "ppo", {"train_batch_size_per_learner": 256}).to_dict()
-    algo = PGU(config={**base, "form": "P", "scale": "sil"})
+    algo = PGU(config={**base, "form": "P", "delta_r": "q", "scale": "sil"})
     try:
-        assert (algo.config.form, algo.config.scale) == ("P", "sil")
+        assert (algo.config.form, algo.config.delta_r, algo.config.scale) == ("P", "q", "sil")
     finally:
         algo.stop()
     with pytest.raises(ValueError, match="scale='bogus' is not allowed"):
         PGU(config={**base, "scale": "bogus"})
+    with pytest.raises(ValueError, match="form='P' with delta_r='advantage' is not PGPB"):
+        PGU(config={**base, "form": "P"})  # a Tune dict cannot smuggle in a combination outside the family

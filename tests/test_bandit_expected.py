@@ -10,9 +10,9 @@ import torch
 from ray.rllib.env.single_agent_env_runner import SingleAgentEnvRunner
 from ray.rllib.utils.metrics import NUM_ENV_STEPS_SAMPLED_LIFETIME
 
-from pgu_rllib.envs.bandit import UnitCircleBandit
-from pgu_rllib.envs.bandit_expected import expected_update, fixed_point, quadrature
-from pgu_rllib.training import build_config
+from pgu_rllib.tasks.bandit import UnitCircleBandit
+from pgu_rllib.tasks.bandit_expected import expected_update, fixed_point, quadrature
+from pgu_rllib.tasks.training import build_config
 
 THETA = [0.3, 0.8]
 BATCHES, ROWS = 10, 8192
@@ -39,6 +39,7 @@ def batches():
     return [runner.sample(num_timesteps=ROWS) for _ in range(BATCHES)]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("form,scale,dr,extra", RULES)
 def test_learner_expected_update_matches_the_exact_integrator(batches, form, scale, dr, extra):
     config = _config(form, scale, dr, extra)
@@ -59,14 +60,14 @@ def test_learner_expected_update_matches_the_exact_integrator(batches, form, sca
 
 
 def test_the_forms_differ_by_far_more_than_the_sampling_error():
-    from pgu_rllib.update_rule import UpdateRule
+    from pgu_rllib.core.update_rule import UpdateRule
 
     u = {f: expected_update(THETA, UpdateRule(form=f, scale="sq", delta_r="q", parameterisation="logit")) for f in "QVP"}
     assert min(np.abs(u["V"] - u["P"]).max(), np.abs(u["Q"] - u["V"]).max()) > 0.01
 
 
 def test_quadrature_has_converged_and_pgpb_has_a_stable_fixed_point():
-    from pgu_rllib.update_rule import UpdateRule
+    from pgu_rllib.core.update_rule import UpdateRule
 
     rule = UpdateRule(form="P", scale="sq", delta_r="q", parameterisation="logit")
     a, b = expected_update(THETA, rule, grid=quadrature(24)), expected_update(THETA, rule, grid=quadrature(48))

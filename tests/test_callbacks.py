@@ -3,12 +3,50 @@ import math
 
 import pytest
 
-from pgu_rllib.callbacks import RETURNS_KEY, EpisodeReturns
+from pgu_rllib.rllib.callbacks import EpisodeReturns
+from pgu_rllib.rllib.keys import EPISODE_RETURNS as RETURNS_KEY
+from pgu_rllib.tasks import get_task
 
 
 class _Algo:
     class config:  # noqa: N801 (a stand-in for the config attribute the callback reads)
-        pgu_task = "hopper"
+        pgu_task = get_task("hopper")  # the recipe hands the task to the callbacks
+
+
+class _NoTask:
+    class config:  # noqa: N801
+        pgu_task = None
+
+
+def test_a_config_without_task_scores_episode_returns_with_a_low_floor():
+    result = {"env_runners": {}}
+    EpisodeReturns().on_train_result(algorithm=_NoTask(), result=result)
+    assert result["pgu"]["objective"] == -1e6
+
+
+def test_an_exact_task_scores_itself_with_the_area_of_its_metric():
+    class _Bandit:
+        class config:  # noqa: N801
+            pgu_task = get_task("bandit")
+
+        @staticmethod
+        def get_module():
+            import torch
+
+            class M:
+                theta = torch.tensor([1.0, 1.0])
+            return M
+
+        config.env_config = {"n_actions": 8}
+
+    cb = EpisodeReturns()
+    values = []
+    for _ in range(3):
+        result = {"env_runners": {}}
+        cb.on_train_result(algorithm=_Bandit(), result=result)
+        values.append(result["pgu"]["greedy_expected_reward"])
+    assert result["pgu"]["objective"] == pytest.approx(sum(values) / 3)  # the mean over iterations
+    assert values[0] == pytest.approx(0.7538, abs=1e-4)  # θ* = (1, 1) is the optimum
 
 
 @pytest.mark.parametrize("reported, expected", [
@@ -60,7 +98,7 @@ class _FixedEpisodes(__import__("gymnasium").Env):
 @pytest.mark.parametrize("chunk", [7, 50, 128])
 def test_episode_return_spans_sample_chunks(chunk):
     """An episode cut across sample() calls is reported whole, with raw rewards, counted once."""
-    from pgu_rllib.algorithm import PGUConfig
+    from pgu_rllib.rllib.algorithm import PGUConfig
 
     config = (PGUConfig().environment(_FixedEpisodes).env_runners(num_env_runners=0)
               .callbacks(EpisodeReturns))

@@ -5,7 +5,7 @@ import sys
 
 import pytest
 
-from pgu_rllib.presets import PRESETS
+from pgu_rllib.core.presets import PRESETS
 
 
 def pgu(*args, timeout=300):
@@ -20,6 +20,7 @@ def test_presets_lists_every_preset_one_line_each():
     assert [line.split()[0] for line in lines] == list(PRESETS)
 
 
+@pytest.mark.slow
 def test_train_json_summary_is_the_last_stdout_line():
     out = pgu("train", "--task", "cartpole", "--preset", "reinforce_baseline", "--env-steps", "2048",
               "--seed", "3", "--set", "lr=1e-3", "--json")
@@ -52,8 +53,8 @@ def test_train_json_summary_is_the_last_stdout_line():
     (["train", "--task", "cartpole", "--set", "lr=-1"], "lr=-1 is not allowed"),
     (["train", "--task", "cartpole", "--set", "lr=nan"], "lr=nan is not allowed"),
 ])
-def test_bad_input_is_one_line_and_exit_2(args, needle):
-    out = pgu(*args, timeout=120)
+def test_bad_input_is_one_line_and_exit_2(cli, args, needle):
+    out = cli(*args)
     assert out.returncode == 2
     err_lines = [line for line in out.stderr.splitlines() if line.startswith("pgu") or "error" in line]
     assert needle in out.stderr, out.stderr

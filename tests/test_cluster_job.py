@@ -11,6 +11,9 @@ import tempfile
 
 import pytest
 
+pytestmark = [pytest.mark.cluster, pytest.mark.slow]
+
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 VENV_BIN = os.path.dirname(sys.executable)
 

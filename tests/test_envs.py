@@ -3,11 +3,11 @@ import gymnasium as gym
 import numpy as np
 import pytest
 
-import pgu_rllib.envs  # noqa: F401  (registers the gym ids)
-from pgu_rllib.envs.bandit import (THETA_STAR, action_embedding, expected_rewards, eval_contexts,
+import pgu_rllib.tasks  # noqa: F401  (registers the gym ids)
+from pgu_rllib.tasks.bandit import (THETA_STAR, action_embedding, expected_rewards, eval_contexts,
                                    greedy_expected_reward)
-from pgu_rllib.envs.four_rooms import FourRooms
-from pgu_rllib.envs.mujoco import RewardScaled
+from pgu_rllib.tasks.four_rooms import FourRooms
+from pgu_rllib.tasks.mujoco import RewardScaled
 
 
 def test_bandit_spaces_and_embedding():

@@ -17,11 +17,11 @@ it accepts form P exactly where E[U] is a positive multiple of g_J.
 import pytest
 import torch
 
-from pgu_rllib.forms import expected_q_discrete, surrogate
-from pgu_rllib.qreading import q_all_actions
-from pgu_rllib.scales import make_scale
-from pgu_rllib.signals import delta_o, delta_r
-from pgu_rllib.update_rule import UpdateRule
+from pgu_rllib.core.forms import expected_q_discrete, surrogate
+from pgu_rllib.core.qreading import q_all_actions
+from pgu_rllib.core.scales import make_scale
+from pgu_rllib.core.signals import delta_o, delta_r
+from pgu_rllib.core.update_rule import UpdateRule
 
 K = 6
 ROWS = [(form, dr, norm) for form in "QVP" for dr in ("advantage", "q", "v", "return")

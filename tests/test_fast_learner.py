@@ -8,9 +8,9 @@ from ray.rllib.algorithms.ppo.torch.ppo_torch_learner import PPOTorchLearner
 from ray.rllib.env.single_agent_env_runner import SingleAgentEnvRunner
 from ray.rllib.utils.torch_utils import clip_gradients
 
-from pgu_rllib._private.fast_torch_learner import clip_by_global_norm
-from pgu_rllib.learner import PGUTorchLearner
-from pgu_rllib.training import build_config
+from pgu_rllib.rllib._fast_update import clip_by_global_norm
+from pgu_rllib.rllib.learner import PGUTorchLearner
+from pgu_rllib.tasks.training import build_config
 
 
 @pytest.mark.parametrize("scale", [1e-3, 1.0, 1e3])  # clip inactive, near, active

@@ -6,10 +6,10 @@ import math
 import pytest
 import torch
 
-from pgu_rllib.forms import FORMS, expected_q_continuous, expected_q_discrete, surrogate
-from pgu_rllib.qreading import q_all_actions, q_soft
-from pgu_rllib.scales import SCALE_NAMES, make_scale
-from pgu_rllib.signals import delta_o
+from pgu_rllib.core.forms import FORMS, expected_q_continuous, expected_q_discrete, surrogate
+from pgu_rllib.core.qreading import q_all_actions, q_soft
+from pgu_rllib.core.scales import SCALE_NAMES, make_scale
+from pgu_rllib.core.signals import delta_o
 
 
 

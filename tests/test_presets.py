@@ -15,10 +15,10 @@ from ray.rllib.env.single_agent_env_runner import SingleAgentEnvRunner
 from ray.rllib.utils.metrics import NUM_ENV_STEPS_SAMPLED_LIFETIME
 
 from pgu_rllib import PGUConfig
-from pgu_rllib.learner import mdpo_kl_coeff
-from pgu_rllib.presets import DESCRIPTIONS, PRESETS
-from pgu_rllib.training import build_config
-from pgu_rllib.update_rule import UpdateRule
+from pgu_rllib.rllib.learner import mdpo_kl_coeff
+from pgu_rllib.core.presets import DESCRIPTIONS, PRESETS
+from pgu_rllib.tasks.training import build_config
+from pgu_rllib.core.update_rule import UpdateRule
 
 ONE_STEP = ("reinforce", "reinforce_baseline", "a2c")
 

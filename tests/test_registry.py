@@ -3,13 +3,11 @@ Alembic: docs/results/evidence.db) which readers refuse without writing and ``pg
 upgrade`` migrates in place, keeping every row. PostgreSQL: tests/test_registry_postgres.py."""
 import hashlib
 import shutil
-import subprocess
-import sys
 
 import optuna
 import pytest
 
-from pgu_rllib.registry import Registry, SearchStatus, head_revision
+from pgu_rllib.service.registry import Registry, SearchStatus, head_revision
 from test_registry_postgres import LEGACY, _check_upgraded
 
 
@@ -17,12 +15,8 @@ def _digest(path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-def pgu(*args, cwd):
-    return subprocess.run([sys.executable, "-m", "pgu_rllib.cli", *args], cwd=cwd, capture_output=True, text=True,
-                          timeout=120)
-
-
-def test_readers_refuse_an_old_schema_without_writing_and_upgrade_migrates_it(tmp_path):
+def test_readers_refuse_an_old_schema_without_writing_and_upgrade_migrates_it(tmp_path, cli):
+    pgu = cli
     db = tmp_path / "old.db"
     shutil.copy(LEGACY, db)
     url = f"sqlite:///{db}"

@@ -1,7 +1,9 @@
 """The registry against a second SQLAlchemy dialect: a real PostgreSQL server (Debian's
 package), started by this test on a free loopback port in a temporary directory, and stopped
 after it. Optuna's RDB storage shares the same database."""
+import datetime
 import os
+import pathlib
 import shutil
 import socket
 import subprocess
@@ -9,12 +11,12 @@ import subprocess
 import optuna
 import pytest
 
-import datetime
-import pathlib
-
-from pgu_rllib.registry import Registry, head_revision
+from pgu_rllib.service.registry import Registry, head_revision
 
 LEGACY = pathlib.Path(__file__).resolve().parent.parent / "docs" / "results" / "evidence.db"  # schema 0001
+
+pytestmark = pytest.mark.postgres
+
 
 
 def _pg_bin(name: str) -> str:
@@ -97,7 +99,7 @@ def test_a_registry_of_schema_0001_is_upgraded_on_postgresql(postgres_url):
     import sqlalchemy as sa
     from alembic import command
 
-    from pgu_rllib.registry import _alembic_config
+    from pgu_rllib.service.registry import _alembic_config
 
     url = postgres_url.rsplit("/", 1)[0] + "/legacy"
     admin = sa.create_engine(postgres_url, isolation_level="AUTOCOMMIT")

@@ -5,7 +5,7 @@ import pytest
 import torch
 from hypothesis import given, settings, strategies as st
 
-from pgu_rllib.scales import SCALE_NAMES, make_scale
+from pgu_rllib.core.scales import SCALE_NAMES, make_scale
 
 finite = st.floats(-6.0, 6.0, allow_nan=False)
 alpha = st.floats(0.0, 3.0, allow_nan=False)

@@ -12,7 +12,10 @@ import time
 import optuna
 import pytest
 
-from pgu_rllib.registry import Registry
+from pgu_rllib.service.registry import Registry
+
+pytestmark = pytest.mark.slow
+
 
 SEARCH = ["--task", "bandit", "--space", "paper", "--max-concurrent", "2", "--env-steps", "1024",
           "--top-k", "2", "--selection-seeds", "2", "--test-seeds", "2"]

@@ -6,9 +6,9 @@ import sys
 import numpy as np
 import pytest
 
-from pgu_rllib.envs.bandit import eval_contexts, expected_rewards
+from pgu_rllib.tasks.bandit import eval_contexts, expected_rewards
 from pgu_rllib.tasks import TASKS, get_task
-from pgu_rllib.training import build_config
+from pgu_rllib.tasks.training import build_config
 
 PAPER_TASKS = ["bandit", "four-rooms", "cartpole", "halfcheetah", "hopper", "walker2d", "ant", "swimmer", "humanoid"]
 
@@ -27,7 +27,7 @@ def test_unknown_task_lists_the_known_ones():
 @pytest.mark.parametrize("name", PAPER_TASKS)
 def test_every_task_builds_a_valid_config_for_every_preset_family(name):
     config = build_config(name, "ppo", seed=0)
-    assert config.pgu_task == name
+    assert config.pgu_task is get_task(name) and config.pgu_budget == get_task(name).budget
     assert config.num_env_runners == 0
     if name in ("bandit", "four-rooms"):
         assert config.parameterisation == "logit"
@@ -37,8 +37,10 @@ def test_every_task_builds_a_valid_config_for_every_preset_family(name):
         model = config.model_config
         assert model["free_log_std"] is True and model["fcnet_hiddens"] == [64, 64]
         assert model["fcnet_kernel_initializer"] == "orthogonal_"
+        assert config.lr == 3e-4 and config.lr_anneal is True  # annealed linearly to 0 at the budget
 
 
+@pytest.mark.slow
 def test_bandit_learning_beats_uniform_policy():
     """CI learning test: 8k env steps of the `ppo` preset lift the greedy policy's expected reward
     clearly above the uniform policy's (and close to the optimum)."""
@@ -59,7 +61,7 @@ def test_logit_module_emits_q_over_tau(tau):
     import torch
     from ray.rllib.core.columns import Columns
 
-    from pgu_rllib.envs.four_rooms import FourRooms
+    from pgu_rllib.tasks.four_rooms import FourRooms
 
     config = build_config("four-rooms", "ppo", {"tau": tau}, seed=0)
     module = config.get_rl_module_spec(env=FourRooms()).build()

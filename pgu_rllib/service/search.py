@@ -39,10 +39,10 @@ import sys
 import time
 from typing import Callable
 
-from pgu_rllib.errors import InvalidArgument, NothingToResume, SearchExists, SearchInterrupted
-from pgu_rllib.registry import DEFAULT_URL, REGISTRY_ENV, Phase, Registry, SearchStatus
-from pgu_rllib.spaces import SearchSpace, load_space
-from pgu_rllib.stats import summarize
+from pgu_rllib.core.errors import InvalidArgument, NothingToResume, SearchExists, SearchInterrupted
+from pgu_rllib.service.registry import DEFAULT_URL, REGISTRY_ENV, Phase, Registry, SearchStatus
+from pgu_rllib.service.spaces import SearchSpace, load_space
+from pgu_rllib.core.stats import summarize
 from pgu_rllib.tasks import Task, get_task
 
 DEFAULT_STORAGE = "pgu_results/tune"
@@ -181,7 +181,7 @@ def _check_new_or_resume(reg: Registry, name: str, exp_dir: pathlib.Path, resume
 
 
 def _start(run: SearchRun, *, space_name: str, space_yaml: str, settings: dict, resume: bool) -> None:
-    from pgu_rllib._private.ray_session import ensure_ray
+    from pgu_rllib.rllib.ray_session import ensure_ray
 
     ensure_ray()
     os.environ[REGISTRY_ENV] = run.registry.url
@@ -210,7 +210,7 @@ def search(task: str, space: str = "paper", trials: int = 12, *, max_concurrent:
     Everything is validated before anything is written: a bad argument raises a ``PGUError``
     (a ``ValueError``) naming it.
     """
-    from pgu_rllib.training import build_config
+    from pgu_rllib.tasks.training import build_config
 
     t = get_task(task)
     sp = load_space(space)
@@ -273,7 +273,7 @@ def evaluate(task: str, preset: str = "ppo", overrides: dict | None = None, *, e
     the search's protocol (same seeds as a search with this ``seed``); store each run under the
     search name ``name`` and return the test summary. For baselines; nothing is selected.
     """
-    from pgu_rllib.training import build_config
+    from pgu_rllib.tasks.training import build_config
 
     t = get_task(task)
     overrides = dict(overrides or {})
@@ -325,7 +325,7 @@ def _tune(run: SearchRun, resume: bool) -> None:
     """Run (or continue) the Tune + Optuna search until ``run.trials`` trials are recorded."""
     from ray import tune
 
-    from pgu_rllib.algorithm import PGU
+    from pgu_rllib.rllib.algorithm import PGU
 
     os.environ.setdefault("TUNE_GLOBAL_CHECKPOINT_S", "0")  # save Tune's state every loop: resume loses least
     t0, before = time.time(), _trial_steps(run)
@@ -366,9 +366,9 @@ def _new_tuner(run: SearchRun, n: int):
     from ray import tune
     from ray.tune.schedulers import ASHAScheduler
 
-    from pgu_rllib._private.tune_hooks import (OBJECTIVE, STEPS, BudgetOrFinished, RecordTrials,
+    from pgu_rllib.service._tune_hooks import (OBJECTIVE, STEPS, BudgetOrFinished, RecordTrials,
                                                ResumableOptunaSearch, TrialSpace, short_dirname)
-    from pgu_rllib.algorithm import PGU
+    from pgu_rllib.rllib.algorithm import PGU
 
     storage = optuna.storages.RDBStorage(url=run.registry.url)
     sampler = optuna.samplers.TPESampler(seed=run.seed + _finished(run),
@@ -428,7 +428,7 @@ def _run_phase(run: SearchRun, phase: Phase, jobs: list[tuple[int, dict, int]]) 
     each run finishes, and jobs whose rows exist are skipped. Returns the phase's rows."""
     from ray import tune
 
-    from pgu_rllib._private.tune_hooks import RecordEvaluations, evaluation_trainable, short_dirname
+    from pgu_rllib.service._tune_hooks import RecordEvaluations, evaluation_trainable, short_dirname
 
     done = {(e["candidate"], e["seed"]) for e in run.registry.evaluations(run.search_id, phase)}
     todo = [(i, params, s) for i, params, s in jobs if (i, s) not in done]
@@ -486,7 +486,7 @@ def _protocol(run: SearchRun) -> dict:
 
 
 def _store_best(run: SearchRun, table: list[dict], winner: dict, test: list[dict]) -> dict:
-    from pgu_rllib.training import build_config, config_summary
+    from pgu_rllib.tasks.training import build_config, config_summary
 
     test = sorted(test, key=lambda e: e["seed"])
     stats = summarize([e["score"] for e in test])

@@ -16,15 +16,16 @@ import optuna
 from ray import tune
 from ray.tune.search.optuna import OptunaSearch
 
-from pgu_rllib.registry import REGISTRY_ENV
+from pgu_rllib.rllib import keys
+from pgu_rllib.service.registry import REGISTRY_ENV
 
-OBJECTIVE = "pgu/objective"
-STEPS = "num_env_steps_sampled_lifetime"
+OBJECTIVE = keys.TUNE_OBJECTIVE
+STEPS = keys.ENV_STEPS
 
 
 def registry():
     """The registry of the running search, from the driver's environment."""
-    from pgu_rllib.registry import Registry
+    from pgu_rllib.service.registry import Registry
 
     url = os.environ.get(REGISTRY_ENV)
     if not url:
@@ -143,7 +144,7 @@ class _Recorder(tune.Callback):
         return {**self.__dict__, "_registry": None}
 
     def on_trial_result(self, iteration, trials, trial, result, **info):
-        obj = result.get(OBJECTIVE, result.get("pgu", {}).get("objective"))
+        obj = result.get(OBJECTIVE, result.get(keys.PGU, {}).get(keys.OBJECTIVE))
         if obj is not None and math.isfinite(obj):
             curve, point = self._curves.setdefault(trial.trial_id, []), [int(result.get(STEPS, 0)), float(obj)]
             if curve and curve[-1][0] == point[0]:  # the final report repeats the last step with its score
@@ -174,15 +175,15 @@ class RecordTrials(_Recorder):
         if trial.trial_id in self._known:
             return
         last = trial.last_result or {}
-        pgu = last.get("pgu", {})
-        score = pgu.get("objective")
+        pgu = last.get(keys.PGU, {})
+        score = pgu.get(keys.OBJECTIVE)
         steps = int(last.get(STEPS, 0))
         if status == "complete" and steps < self.budget:
             status = "stopped_early"
         params = sampled_params(trial.config, self.keys)
         self._reg().record_trial(
             self.search_id, tune_trial_id=trial.trial_id, params=params, score=score, env_steps=steps,
-            iterations=int(last.get("training_iteration", 0)), status=status, node_id=pgu.get("node_id"),
+            iterations=int(last.get("training_iteration", 0)), status=status, node_id=pgu.get(keys.NODE_ID),
             curve=self._curves.get(trial.trial_id, []))
         self._known.add(trial.trial_id)
         self._done += 1
@@ -212,7 +213,7 @@ class RecordEvaluations(_Recorder):
         job = trial.config["job"]
         self._reg().record_evaluation(self.search_id, self.phase, {
             "candidate": job["candidate"], "seed": job["seed"], "params": job["params"], "score": float(last["score"]),
-            "node_id": last.get("node_id"), "curve": self._curves.get(trial.trial_id, []),
+            "node_id": last.get(keys.NODE_ID), "curve": self._curves.get(trial.trial_id, []),
             "wall_s": float(last.get("time_total_s", 0.0))})
         self._done += 1
         self._line(f"{self.phase} run {self._done}/{self.total} candidate {job['candidate']} seed {job['seed']} "
@@ -221,7 +222,7 @@ class RecordEvaluations(_Recorder):
 
 def evaluation_trainable(config: dict) -> None:
     """Train one configuration on one seed to the full budget; report the task's final score."""
-    from pgu_rllib.algorithm import PGU
+    from pgu_rllib.rllib.algorithm import PGU
     from pgu_rllib.tasks import get_task
 
     job = config["job"]
@@ -232,9 +233,10 @@ def evaluation_trainable(config: dict) -> None:
         while steps < budget:
             result = algo.train()
             steps = int(result[STEPS])
-            tune.report({OBJECTIVE: result["pgu"]["objective"], STEPS: steps, "node_id": result["pgu"].get("node_id")})
+            tune.report({OBJECTIVE: result[keys.PGU][keys.OBJECTIVE], STEPS: steps,
+                         keys.NODE_ID: result[keys.PGU].get(keys.NODE_ID)})
         score = get_task(job["task"]).score(algo, result)
-        tune.report({OBJECTIVE: result["pgu"]["objective"], STEPS: steps, "score": score,
-                     "node_id": result["pgu"].get("node_id")})
+        tune.report({OBJECTIVE: result[keys.PGU][keys.OBJECTIVE], STEPS: steps, "score": score,
+                     keys.NODE_ID: result[keys.PGU].get(keys.NODE_ID)})
     finally:
         algo.stop()

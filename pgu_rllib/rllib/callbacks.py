@@ -11,9 +11,14 @@ adds, under ``result["pgu"]``:
 * ``objective``: the same, or the task's floor (the lowest return possible)
   before the first episode, so Tune/Optuna always see a finite number;
 * ``episodes_total``: episodes finished so far;
-* the task's own metrics (``Task.metrics``, e.g. the bandit's exact greedy expected
-  reward); a task with an ``objective_key`` scores itself (``Task.objective``: that
-  metric, or its mean over the iterations so far), replacing the episode-return objective.
+* the task's own metrics (``task.metrics(algorithm)``, e.g. the bandit's exact greedy expected
+  reward); a task with an exact objective scores itself (``task.objective(metrics, history)``),
+  replacing the episode-return objective.
+
+The task is the object the recipe put in ``config.pgu_task`` (``pgu_rllib.tasks.Task``); this
+module only calls its ``floor``, ``metrics`` and ``objective``, so the RLlib layer never
+imports the tasks layer. A plain ``PGUConfig`` has no task: the objective is then the episode
+return and the floor −1e6.
 
 An episode longer than what one ``sample()`` call collects reaches the callbacks as
 chunks with the same id; ``on_episode_end`` sees only the last one. The partial
@@ -27,7 +32,8 @@ import math
 
 from ray.rllib.callbacks.callbacks import RLlibCallback
 
-RETURNS_KEY = "pgu_episode_returns"
+from pgu_rllib.rllib import keys
+
 WINDOW = 10
 
 
@@ -63,10 +69,10 @@ class EpisodeReturns(RLlibCallback):
     def on_episode_end(self, *, episode, metrics_logger=None, **kwargs):
         total = self._partial.pop(episode.id_, 0.0) + chunk_raw_return(episode)
         if metrics_logger is not None:
-            metrics_logger.log_value(RETURNS_KEY, total, reduce="item_series")
+            metrics_logger.log_value(keys.EPISODE_RETURNS, total, reduce="item_series")
 
     def on_train_result(self, *, algorithm, metrics_logger=None, result, **kwargs):
-        returns = result.get("env_runners", {}).pop(RETURNS_KEY, None)
+        returns = result.get("env_runners", {}).pop(keys.EPISODE_RETURNS, None)
         if returns is None:
             returns = []
         elif not isinstance(returns, (list, tuple)):  # item_series reduces a single item to a scalar
@@ -75,33 +81,24 @@ class EpisodeReturns(RLlibCallback):
         self._window.extend(finite)
         self._total += len(finite)
         mean = sum(self._window) / len(self._window) if self._window else None
-        task = _task_of(algorithm)
+        task = getattr(algorithm.config, "pgu_task", None)
         floor = task.floor if task is not None else -1e6
-        result["pgu"] = {
-            "episode_return_mean": mean,
-            "objective": mean if mean is not None else float(floor),
-            "episodes_total": self._total,
-            "episodes_this_iter": len(finite),
-            "node_id": _node_id(),
+        pgu = result[keys.PGU] = {
+            keys.EPISODE_RETURN_MEAN: mean,
+            keys.OBJECTIVE: mean if mean is not None else float(floor),
+            keys.EPISODES_TOTAL: self._total,
+            keys.EPISODES_THIS_ITER: len(finite),
+            keys.NODE_ID: _node_id(),
         }
         if task is not None and task.metrics is not None:
             metrics = task.metrics(algorithm)
-            result["pgu"].update(metrics)
+            pgu.update(metrics)
             objective = task.objective(metrics, self._history)
             if objective is not None:
-                result["pgu"]["objective"] = objective
+                pgu[keys.OBJECTIVE] = objective
 
 
 def _node_id() -> str | None:
     import ray
 
     return ray.get_runtime_context().get_node_id() if ray.is_initialized() else None
-
-
-def _task_of(algorithm):
-    name = getattr(algorithm.config, "pgu_task", None)
-    if name is None:
-        return None
-    from pgu_rllib.tasks import get_task
-
-    return get_task(name)

@@ -7,7 +7,7 @@ ratio) and ``y = Δ_R`` (prediction error). ``exp`` arguments are clamped to
 Example::
 
     >>> import torch
-    >>> from pgu_rllib.scales import make_scale
+    >>> from pgu_rllib.core.scales import make_scale
     >>> f = make_scale("mla", alpha_o=1.0, alpha_r=0.0)
     >>> f(torch.tensor([0.0, 0.0]), torch.tensor([1.0, -1.0]))
     tensor([ 1., -1.])

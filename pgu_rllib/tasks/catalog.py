@@ -28,6 +28,8 @@ import dataclasses
 import math
 from typing import Callable
 
+from pgu_rllib.rllib import keys
+
 EVAL_SEED_BASE = 10_000
 
 
@@ -60,7 +62,7 @@ class Task:
         """How a run of this task is scored, for the registry."""
         return {"evaluation": self.evaluation(), "eval_episodes": self.eval_episodes,
                 "deterministic": self.eval_deterministic,
-                "objective": (f"mean of {self.objective_key} over all iterations" if self.objective_area
+                keys.OBJECTIVE: (f"mean of {self.objective_key} over all iterations" if self.objective_area
                               else self.objective_key or "mean raw return of the last 10 training episodes")}
 
     def objective(self, metrics: dict, history: list[float]) -> float | None:
@@ -74,12 +76,9 @@ class Task:
     def score(self, algo, result: dict) -> float:
         """The final score of a trained run: the exact objective, or ``eval_episodes``
         evaluation episodes (deterministic per the task; raw returns)."""
-        from pgu_rllib.callbacks import RETURNS_KEY
-
-        pgu = result.get("pgu", {})
         if self.objective_key is not None:
-            return float(pgu["objective"])
-        returns = algo.evaluate().get("env_runners", {}).get(RETURNS_KEY) or []
+            return float(result[keys.PGU][keys.OBJECTIVE])
+        returns = algo.evaluate().get("env_runners", {}).get(keys.EPISODE_RETURNS) or []
         if not isinstance(returns, (list, tuple)):
             returns = [returns]
         if not returns:
@@ -88,10 +87,10 @@ class Task:
 
     def configure(self, config, budget: int | None = None):
         """Apply this task's env, recipe and evaluation settings to a ``PGUConfig``."""
-        from pgu_rllib.callbacks import EpisodeReturns
+        from pgu_rllib.rllib.callbacks import EpisodeReturns
 
         budget = int(budget or self.budget)
-        config.pgu_task = self.name
+        config.pgu_task = self  # the callbacks score runs with it (floor, metrics, objective)
         config.pgu_budget = budget
         config = (config.env_runners(num_env_runners=0)
                   .callbacks(EpisodeReturns)
@@ -109,7 +108,7 @@ def _mlp(config, free_log_std=False, orthogonal=False):
     from ray.rllib.core.rl_module.default_model_config import DefaultModelConfig
     from ray.rllib.core.rl_module.rl_module import RLModuleSpec
 
-    from pgu_rllib.modules import PGUPPOTorchRLModule
+    from pgu_rllib.rllib.modules import PGUPPOTorchRLModule
 
     init = {}
     if orthogonal:  # CleanRL: hidden gain √2, zero biases; heads gain 0.01 (RLlib shares the head init)
@@ -135,8 +134,7 @@ def _logit_module(config, module_class):
 # -- recipes ---------------------------------------------------------------------------------
 
 def _bandit_recipe(config, budget):
-    from pgu_rllib.envs.bandit import UnitCircleBandit
-    from pgu_rllib.modules import UnitCircleQModule
+    from pgu_rllib.tasks.bandit import UnitCircleBandit, UnitCircleQModule
 
     # 8 envs x 32 steps = the 256-episode batch: episodes are i.i.d. single steps, so vectorising
     # changes nothing but the speed
@@ -149,8 +147,8 @@ def _bandit_recipe(config, budget):
 
 
 def _four_rooms_recipe(config, budget):
-    from pgu_rllib.envs.four_rooms import FourRooms
-    from pgu_rllib.modules import TabularLogitModule
+    from pgu_rllib.tasks.four_rooms import FourRooms
+    from pgu_rllib.rllib.modules import TabularLogitModule
 
     # The step cap ends the episode with return 0 (no bootstrap from E_π[q], which the P form
     # does not calibrate) and λ = 1, so every R̂ is the Monte-Carlo return γ^k·1{goal}.
@@ -174,7 +172,7 @@ def _mujoco_recipe(env_id):
     """The well-known PPO details (Huang et al. 2022; CleanRL's ppo_continuous_action.py)."""
 
     def recipe(config, budget):
-        from pgu_rllib.envs.mujoco import RewardScaled
+        from pgu_rllib.tasks.mujoco import RewardScaled
 
         config = (config.environment(RewardScaled, env_config={"env_id": env_id, "gamma": 0.99})
                   # 16 envs x 128 steps = the same 2048-step batch; one batched forward per
@@ -200,7 +198,7 @@ def _mean_std_filter(env=None, spaces=None, device=None):
 # -- task metrics ----------------------------------------------------------------------------
 
 def _bandit_metrics(algo) -> dict:
-    from pgu_rllib.envs.bandit import eval_contexts, greedy_expected_reward
+    from pgu_rllib.tasks.bandit import eval_contexts, greedy_expected_reward
 
     theta = algo.get_module().theta.detach().cpu().numpy()
     greedy, optimal = greedy_expected_reward(theta, eval_contexts(), algo.config.env_config.get("n_actions", 8))
@@ -209,31 +207,15 @@ def _bandit_metrics(algo) -> dict:
 
 
 def _four_rooms_metrics(algo) -> dict:
-    import numpy as np
     import torch
 
-    from pgu_rllib.envs.four_rooms import FourRooms
+    from pgu_rllib.tasks.four_rooms import FourRooms
 
     env = FourRooms({**algo.config.env_config, "slip": 0.0})
-    module = algo.get_module()
     with torch.no_grad():
-        greedy = module.q(torch.eye(len(env.cells))).argmax(-1).numpy()
-    dist = env.shortest_path_lengths()
-    reached, excess = 0, []
-    for start in env.cells:
-        if start == env.goal:
-            continue
-        pos, steps = start, 0
-        while pos != env.goal and steps < env.max_steps:
-            move = (pos[0] + [-1, 1, 0, 0][greedy[env.index[pos]]], pos[1] + [0, 0, -1, 1][greedy[env.index[pos]]])
-            pos = move if env.free[move] else pos
-            steps += 1
-        if pos == env.goal:
-            reached += 1
-            excess.append(steps - dist[start])
-    success = reached / (len(env.cells) - 1)
-    return {"greedy_success": success,
-            "greedy_excess_steps": float(np.mean(excess)) if excess else None}
+        greedy = algo.get_module().q(torch.eye(len(env.cells))).argmax(-1).numpy()
+    success, excess = env.greedy_success(greedy)
+    return {"greedy_success": success, "greedy_excess_steps": excess}
 
 
 TASKS: dict[str, Task] = {t.name: t for t in [

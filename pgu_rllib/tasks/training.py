@@ -2,7 +2,7 @@
 
 Example::
 
-    >>> from pgu_rllib.training import build_config
+    >>> from pgu_rllib.tasks.training import build_config
     >>> cfg = build_config("cartpole", "ppo", {"lr": 1e-3}, seed=0)
     >>> cfg.lr, cfg.scale
     (0.001, 'ppo_clip')
@@ -13,18 +13,16 @@ import math
 import sys
 import time
 
-from pgu_rllib.presets import get_preset
+from pgu_rllib.core.presets import get_preset
 from pgu_rllib.tasks import get_task
-from pgu_rllib.update_rule import KEYS
-
-# What `pgu train --json` reports of the learner's last update (issue 11).
-LEARNER_KEYS = ("delta_o_abs_max", "delta_o_mean", "abs_f_mean", "f_zero_frac")
+from pgu_rllib.core.update_rule import KEYS
+from pgu_rllib.rllib import keys
 
 
 def allowed_keys() -> set[str]:
     """Config keys a preset or ``--set`` may name: ``PGUConfig.to_dict()`` keys (``model_config``
     is a dict merged into the task's model, see ``build_config``)."""
-    from pgu_rllib.algorithm import PGUConfig
+    from pgu_rllib.rllib.algorithm import PGUConfig
 
     keys = set(PGUConfig().to_dict())
     return keys | {k.lstrip("_") for k in keys}
@@ -51,7 +49,7 @@ def build_config(task: str, preset: str = "ppo", overrides: dict | None = None, 
                  budget: int | None = None):
     """A validated ``PGUConfig`` for ``task`` (recipe sized for ``budget`` env steps) with
     ``preset`` then ``overrides`` applied."""
-    from pgu_rllib.algorithm import PGUConfig
+    from pgu_rllib.rllib.algorithm import PGUConfig
 
     t = get_task(task)
     point = {**get_preset(preset), **(overrides or {})}
@@ -88,7 +86,7 @@ def train(task: str, preset: str = "ppo", overrides: dict | None = None, env_ste
     ``env_steps_per_s`` counts training iterations only; ``startup_s`` is the
     time to start Ray and build the algorithm.
     """
-    from pgu_rllib._private.ray_session import ensure_ray
+    from pgu_rllib.rllib.ray_session import ensure_ray
 
     t0 = time.perf_counter()
     budget = int(env_steps or get_task(task).budget)
@@ -102,11 +100,11 @@ def train(task: str, preset: str = "ppo", overrides: dict | None = None, env_ste
             t_iter = time.perf_counter()
             result = algo.train()
             iter_time += time.perf_counter() - t_iter
-            steps = int(result["num_env_steps_sampled_lifetime"])
-            pgu = result["pgu"]
-            ret = pgu["episode_return_mean"]
+            steps = int(result[keys.ENV_STEPS])
+            pgu = result[keys.PGU]
+            ret = pgu[keys.EPISODE_RETURN_MEAN]
             key = get_task(task).objective_key
-            task_score = "" if key is None else f"  {key} {pgu[key]:.4f}  objective {pgu['objective']:.4f}"
+            task_score = "" if key is None else f"  {key} {pgu[key]:.4f}  objective {pgu[keys.OBJECTIVE]:.4f}"
             progress(f"[pgu train] iter {result['training_iteration']:>3}  env_steps {steps:>8,}/{budget:,}  "
                      f"return(last 10) {'-' if ret is None else f'{ret:9.2f}'}{task_score}  "
                      f"steps/s {steps / iter_time:7.0f}  elapsed {time.perf_counter() - t0:6.1f}s")
@@ -117,15 +115,15 @@ def train(task: str, preset: str = "ppo", overrides: dict | None = None, env_ste
             "config": config_summary(config),
             "env_steps": steps,
             "iterations": int(result.get("training_iteration", 0)),
-            "episodes": result["pgu"]["episodes_total"],
-            "episode_return_mean": result["pgu"]["episode_return_mean"],
+            "episodes": result[keys.PGU][keys.EPISODES_TOTAL],
+            "episode_return_mean": result[keys.PGU][keys.EPISODE_RETURN_MEAN],
             "env_steps_per_s": steps / iter_time if iter_time > 0 else None,
             "startup_s": startup_s,
             "wall_s": time.perf_counter() - t0,
             "learner": learner_summary(result),
         }
-        extra = {k: v for k, v in result["pgu"].items()
-                 if k not in ("episode_return_mean", "episodes_total", "episodes_this_iter", "objective")}
+        extra = {k: v for k, v in result[keys.PGU].items()
+                 if k not in (keys.EPISODE_RETURN_MEAN, keys.EPISODES_TOTAL, keys.EPISODES_THIS_ITER, keys.OBJECTIVE)}
         summary.update(extra)
         return summary
     finally:
@@ -133,9 +131,9 @@ def train(task: str, preset: str = "ppo", overrides: dict | None = None, env_ste
 
 
 def learner_summary(result: dict) -> dict:
-    """The last iteration's PGU learner metrics (``LEARNER_KEYS``) of the default module."""
+    """The last iteration's PGU learner metrics (``keys.LEARNER_METRICS``) of the default module."""
     module = result.get("learners", {}).get("default_policy", {})
-    return {k: (float(module[k]) if k in module else None) for k in LEARNER_KEYS}
+    return {k: (float(module[k]) if k in module else None) for k in keys.LEARNER_METRICS}
 
 
 def json_safe(obj):

@@ -36,12 +36,13 @@ from ray.rllib.utils.annotations import override
 from ray.rllib.utils.metrics import NUM_ENV_STEPS_SAMPLED_LIFETIME
 from ray.rllib.utils.torch_utils import explained_variance
 
-from pgu_rllib._private.fast_torch_learner import FastUpdateMixin
-from pgu_rllib.connectors import RETURNS, PGUAdvantageEstimation
-from pgu_rllib.forms import expected_q_continuous, expected_q_discrete, surrogate
-from pgu_rllib.qreading import q_all_actions, q_soft
-from pgu_rllib.signals import check_finite, delta_o, delta_r
-from pgu_rllib.update_rule import MDPO_ETA_MIN, UpdateRule
+from pgu_rllib.rllib._fast_update import FastUpdateMixin
+from pgu_rllib.rllib import keys
+from pgu_rllib.rllib.connectors import PGUAdvantageEstimation
+from pgu_rllib.core.forms import expected_q_continuous, expected_q_discrete, surrogate
+from pgu_rllib.core.qreading import q_all_actions, q_soft
+from pgu_rllib.core.signals import check_finite, delta_o, delta_r
+from pgu_rllib.core.update_rule import MDPO_ETA_MIN, UpdateRule
 
 
 def mdpo_kl_coeff(kl_coeff: float, env_steps: int, budget: int) -> float:
@@ -138,7 +139,7 @@ class PGUTorchLearner(FastUpdateMixin, PPOTorchLearner):
             rule.delta_r,
             advantages=batch.get(Columns.ADVANTAGES),
             value_targets=batch.get(Columns.VALUE_TARGETS),
-            returns=batch.get(RETURNS),
+            returns=batch.get(keys.RETURNS),
             q_sa=q_sa,
             v_s=values,
             normalize=rule.normalize_delta_r,
@@ -175,16 +176,16 @@ class PGUTorchLearner(FastUpdateMixin, PPOTorchLearner):
                 ),
                 ENTROPY_KEY: masked_mean(entropy),
                 LEARNER_RESULTS_KL_KEY: mean_kl_loss,
-                "surrogate_loss": surrogate_loss,
-                "delta_o_mean": masked_mean(x),
-                "abs_f_mean": masked_mean(abs_f),
-                "f_zero_frac": masked_mean((abs_f == 0).float()),
+                keys.SURROGATE_LOSS: surrogate_loss,
+                keys.DELTA_O_MEAN: masked_mean(x),
+                keys.ABS_F_MEAN: masked_mean(abs_f),
+                keys.F_ZERO_FRAC: masked_mean((abs_f == 0).float()),
             },
             key=module_id,
             window=1,
         )
         # max over every minibatch of the update (a "max" Stats empties on each reduce)
-        self.metrics.log_value((module_id, "delta_o_abs_max"),
+        self.metrics.log_value((module_id, keys.DELTA_O_ABS_MAX),
                                torch.max(torch.where(mask, x.abs(), 0.0)) if mask is not None else x.abs().max(),
                                reduce="max")
         return total_loss

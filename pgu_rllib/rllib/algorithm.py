@@ -25,9 +25,9 @@ import math
 from ray.rllib.algorithms.algorithm_config import NotProvided
 from ray.rllib.algorithms.ppo import PPO, PPOConfig
 
-from pgu_rllib._private.env_runner import PGUEnvRunner
-from pgu_rllib.learner import PGUTorchLearner
-from pgu_rllib.update_rule import KEYS, UpdateRule
+from pgu_rllib.rllib._env_runner import PGUEnvRunner
+from pgu_rllib.rllib.learner import PGUTorchLearner
+from pgu_rllib.core.update_rule import KEYS, UpdateRule
 
 RUN_KEYS = ("pgu_task", "pgu_budget", "lr_anneal", "log_std_init")
 

@@ -25,18 +25,19 @@ error is a ``ValueError`` naming the file, the key and what is allowed.
 Example::
 
     >>> space = load_space("paper")
-    >>> sorted(space.params)[:2]
-    ['form', 'scale']
+    >>> sorted(space.params)
+    ['delta_r', 'form', 'scale']
 """
 from __future__ import annotations
 
 import dataclasses
+import importlib.resources
 import math
 import pathlib
 
 import yaml
 
-SHIPPED_DIR = pathlib.Path(__file__).resolve().parent.parent / "search_spaces"
+SHIPPED = "pgu_rllib.search_spaces"  # the repository's search_spaces/, installed with the package
 DISTRIBUTIONS = ("choice", "uniform", "loguniform", "int", "fixed")
 
 
@@ -55,7 +56,7 @@ class SearchSpace:
     def check(self, task: str, budget: int | None = None) -> None:
         """Build the config of every corner on ``task``: ``ValueError`` names the first point the
         config refuses (e.g. form P with Δ_R = Â), before any trial can sample it."""
-        from pgu_rllib.training import build_config
+        from pgu_rllib.tasks.training import build_config
 
         for point in self.corners():
             try:
@@ -116,19 +117,24 @@ def _corners(params: dict, end: int):
             yield {key: value, **tail}
 
 
+def _shipped():
+    return importlib.resources.files(SHIPPED)
+
+
 def space_names() -> list[str]:
-    return sorted(p.stem for p in SHIPPED_DIR.glob("*.yaml"))
+    return sorted(p.name.removesuffix(".yaml") for p in _shipped().iterdir() if p.name.endswith(".yaml"))
 
 
-def resolve_space_path(name_or_path: str) -> pathlib.Path:
-    """A shipped space name (``paper``) or a path to the user's own YAML file."""
+def resolve_space_path(name_or_path: str):
+    """A shipped space name (``paper``, read from the installed package) or a path to the user's
+    own YAML file. Returns something with ``read_text()`` and ``name``."""
     path = pathlib.Path(name_or_path)
     if path.suffix in (".yaml", ".yml") or path.exists():
         if not path.is_file():
             raise ValueError(f"search space file {name_or_path!r} does not exist")
         return path
-    shipped = SHIPPED_DIR / f"{name_or_path}.yaml"
-    if not shipped.is_file():
+    shipped = _shipped() / f"{name_or_path}.yaml"
+    if "/" in name_or_path or not shipped.is_file():
         raise ValueError(f"unknown search space {name_or_path!r}; shipped: {', '.join(space_names())} "
                          f"(or give a path to a .yaml file)")
     return shipped
@@ -137,7 +143,7 @@ def resolve_space_path(name_or_path: str) -> pathlib.Path:
 def load_space(name_or_path: str, allowed_keys: set[str] | None = None) -> SearchSpace:
     """Read and validate a space; ``allowed_keys`` defaults to the config keys."""
     path = resolve_space_path(name_or_path)
-    where = path.name if path.parent == SHIPPED_DIR else str(path)
+    where = str(path) if isinstance(path, pathlib.Path) else path.name
     text = path.read_text()
     try:
         doc = yaml.safe_load(text)
@@ -152,16 +158,16 @@ def load_space(name_or_path: str, allowed_keys: set[str] | None = None) -> Searc
         raise ValueError(f"{where}: unknown top-level key(s) {', '.join(extra)}; "
                          f"allowed: params, description, base_preset")
     if allowed_keys is None:
-        from pgu_rllib.training import allowed_keys as _allowed
+        from pgu_rllib.tasks.training import allowed_keys as _allowed
 
         allowed_keys = _allowed()
     base = doc.get("base_preset", "ppo")
-    from pgu_rllib.presets import PRESETS
+    from pgu_rllib.core.presets import PRESETS
 
     if base not in PRESETS:
         raise ValueError(f"{where}: base_preset {base!r} is unknown; known: {', '.join(PRESETS)}")
     _validate_params(where, doc["params"], allowed_keys, seen=set())
-    return SearchSpace(name=path.stem, source=text, params=doc["params"], base_preset=base,
+    return SearchSpace(name=path.name.rsplit(".", 1)[0], source=text, params=doc["params"], base_preset=base,
                        description=str(doc.get("description", "")))
 
 

@@ -19,7 +19,7 @@ from ray.rllib.core.columns import Columns
 from ray.rllib.utils.numpy import convert_to_numpy
 from ray.rllib.utils.postprocessing.value_predictions import compute_value_targets
 
-RETURNS = "pgu_returns"
+from pgu_rllib.rllib.keys import RETURNS
 
 
 def discounted_returns(rewards, terminateds, truncateds, gamma: float) -> np.ndarray:

@@ -21,7 +21,6 @@ from ray.rllib.core.columns import Columns
 from ray.rllib.core.rl_module.apis.value_function_api import ValueFunctionAPI
 from ray.rllib.core.rl_module.torch.torch_rl_module import TorchRLModule
 
-from pgu_rllib.envs.bandit import THETA_STAR, action_embedding
 
 
 class PGUPPOTorchRLModule(DefaultPPOTorchRLModule):
@@ -39,7 +38,9 @@ class PGUPPOTorchRLModule(DefaultPPOTorchRLModule):
                 log_std.fill_(float(init))
 
 
-class _LogitQModule(TorchRLModule, ValueFunctionAPI):
+class LogitQModule(TorchRLModule, ValueFunctionAPI):
+    """Base of the logit modules: a subclass defines ``q(obs)``, the module emits ``q/τ``."""
+
     def q(self, obs: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError
 
@@ -56,21 +57,7 @@ class _LogitQModule(TorchRLModule, ValueFunctionAPI):
             return (torch.softmax(q / self.tau, -1) * q).sum(-1)
 
 
-class UnitCircleQModule(_LogitQModule):
-    """The talk's model ``q_θ(x, a) = ⟨(θ₀x₀, θ₁x₁) + θ − θ*, ψ(a)⟩``: two parameters, θ₀ = 0."""
-
-    def setup(self):
-        n = self.action_space.n
-        self.theta = torch.nn.Parameter(torch.zeros(2))
-        self.register_buffer("psi", torch.tensor(action_embedding(n), dtype=torch.float32))
-        self.register_buffer("theta_star", torch.tensor(THETA_STAR, dtype=torch.float32))
-
-    def q(self, obs):
-        phi = self.theta * obs + self.theta - self.theta_star
-        return phi @ self.psi.T
-
-
-class TabularLogitModule(_LogitQModule):
+class TabularLogitModule(LogitQModule):
     """A table of logits ``q(s, a)`` over one-hot states, initialised to 0 (uniform policy)."""
 
     def setup(self):

@@ -16,7 +16,7 @@ best greedy value on the way (what a run stopped at the right moment would repor
 
 Example::
 
-    >>> from pgu_rllib.update_rule import UpdateRule
+    >>> from pgu_rllib.core.update_rule import UpdateRule
     >>> fp = fixed_point(UpdateRule(form="P", scale="sq", delta_r="q", parameterisation="logit"))
     >>> fp["converged"], round(fp["greedy"], 3)
     (True, 0.712)
@@ -26,9 +26,9 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from pgu_rllib.envs.bandit import THETA_STAR, action_embedding, eval_contexts, greedy_expected_reward
-from pgu_rllib.forms import expected_q_discrete, surrogate
-from pgu_rllib.signals import delta_r as delta_r_of
+from pgu_rllib.tasks.bandit import THETA_STAR, action_embedding, eval_contexts, greedy_expected_reward
+from pgu_rllib.core.forms import expected_q_discrete, surrogate
+from pgu_rllib.core.signals import delta_r as delta_r_of
 
 N_ACTIONS = 8
 

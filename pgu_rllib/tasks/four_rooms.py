@@ -14,7 +14,7 @@ Example::
 
     >>> env = FourRooms()
     >>> obs, _ = env.reset(seed=0)
-    >>> obs.shape, obs.sum()
+    >>> obs.shape, float(obs.sum())
     ((104,), 1.0)
 """
 from __future__ import annotations
@@ -76,19 +76,40 @@ class FourRooms(gym.Env):
         self._t = 0
         return self._obs(), {"cell": self._pos}
 
+    def next_cell(self, cell: tuple, action: int) -> tuple:
+        """Where ``action`` leads from ``cell`` without slip (a wall leaves it in place)."""
+        nxt = (cell[0] + MOVES[action][0], cell[1] + MOVES[action][1])
+        return nxt if self.free[nxt] else cell
+
     def step(self, action):
         a = int(action)
         if self.slip > 0 and self.np_random.random() < self.slip:
             a = int(self.np_random.integers(4))
-        nxt = (self._pos[0] + MOVES[a][0], self._pos[1] + MOVES[a][1])
-        if self.free[nxt]:
-            self._pos = nxt
+        self._pos = self.next_cell(self._pos, a)
         self._t += 1
         at_goal = self._pos == self.goal
         capped = (not at_goal) and self._t >= self.max_steps
         terminated = at_goal or (capped and self.cap_terminal)
         truncated = capped and not self.cap_terminal
         return self._obs(), float(at_goal), terminated, truncated, {"cell": self._pos}
+
+    def greedy_success(self, actions) -> tuple[float, float | None]:
+        """Roll a deterministic policy (``actions[i]`` in cell ``cells[i]``) out from every start
+        cell without slip: (the fraction that reach the goal within ``max_steps``, their mean
+        number of steps beyond the shortest path, or None if none does)."""
+        dist = self.shortest_path_lengths()
+        reached, excess = 0, []
+        for start in self.cells:
+            if start == self.goal:
+                continue
+            pos, steps = start, 0
+            while pos != self.goal and steps < self.max_steps:
+                pos = self.next_cell(pos, int(actions[self.index[pos]]))
+                steps += 1
+            if pos == self.goal:
+                reached += 1
+                excess.append(steps - dist[start])
+        return reached / (len(self.cells) - 1), (sum(excess) / len(excess) if excess else None)
 
     def shortest_path_lengths(self) -> dict:
         """BFS distance from every free cell to the goal (for tests and evaluation)."""

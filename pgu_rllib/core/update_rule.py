@@ -23,10 +23,10 @@ from __future__ import annotations
 
 import dataclasses
 
-from pgu_rllib.forms import FORMS
-from pgu_rllib.qreading import PARAMETERISATIONS, check_tau
-from pgu_rllib.scales import SCALE_NAMES, SCALE_PARAMS, make_scale
-from pgu_rllib.signals import DELTA_R_CHOICES
+from pgu_rllib.core.forms import FORMS
+from pgu_rllib.core.qreading import PARAMETERISATIONS, check_tau
+from pgu_rllib.core.scales import SCALE_NAMES, SCALE_PARAMS, make_scale
+from pgu_rllib.core.signals import DELTA_R_CHOICES
 
 KL_DIRECTIONS = ("old_new", "new_old")
 KL_SCHEDULES = ("adaptive", "fixed", "mdpo")

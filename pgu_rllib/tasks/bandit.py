@@ -22,6 +22,9 @@ from __future__ import annotations
 
 import gymnasium as gym
 import numpy as np
+import torch
+
+from pgu_rllib.rllib.modules import LogitQModule
 
 THETA_STAR = np.array([1.0, 1.0])
 
@@ -82,3 +85,17 @@ class UnitCircleBandit(gym.Env):
         info = {"expected_rewards": r_bar.astype(np.float32), "expected_reward": float(r_bar[a]),
                 "regret": float(r_bar.max() - r_bar[a])}
         return self._x.astype(np.float32), reward, True, False, info
+
+
+class UnitCircleQModule(LogitQModule):
+    """The talk's model ``q_θ(x, a) = ⟨(θ₀x₀, θ₁x₁) + θ − θ*, ψ(a)⟩``: two parameters, θ₀ = 0."""
+
+    def setup(self):
+        n = self.action_space.n
+        self.theta = torch.nn.Parameter(torch.zeros(2))
+        self.register_buffer("psi", torch.tensor(action_embedding(n), dtype=torch.float32))
+        self.register_buffer("theta_star", torch.tensor(THETA_STAR, dtype=torch.float32))
+
+    def q(self, obs):
+        phi = self.theta * obs + self.theta - self.theta_star
+        return phi @ self.psi.T

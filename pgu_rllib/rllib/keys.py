@@ -1,0 +1,24 @@
+"""Result keys: where PGU puts its numbers in RLlib's and Tune's results (the one place they are
+spelled).
+
+``result[PGU]`` is the dict the callbacks add to every training result; Tune flattens it to
+``"pgu/<key>"``. ``learners/<module>/<LEARNER_METRICS>`` are the learner's own metrics.
+"""
+PGU = "pgu"  # result["pgu"]: the callbacks' dict
+OBJECTIVE = "objective"  # always present, never NaN: what Tune, Optuna and ASHA see
+EPISODE_RETURN_MEAN = "episode_return_mean"  # mean raw return of the last 10 finished episodes (or None)
+EPISODES_TOTAL = "episodes_total"
+EPISODES_THIS_ITER = "episodes_this_iter"
+NODE_ID = "node_id"
+EPISODE_RETURNS = "pgu_episode_returns"  # env-runner metric: each finished episode's raw return
+TUNE_OBJECTIVE = f"{PGU}/{OBJECTIVE}"  # the flattened key Tune and OptunaSearch use
+ENV_STEPS = "num_env_steps_sampled_lifetime"  # RLlib's top-level env-step count
+RETURNS = "pgu_returns"  # learner batch column: Monte-Carlo returns (delta_r="return")
+
+# learners/<module>/... (the learner's PGU metrics)
+DELTA_O_MEAN = "delta_o_mean"
+DELTA_O_ABS_MAX = "delta_o_abs_max"  # max over the update's minibatches
+ABS_F_MEAN = "abs_f_mean"
+F_ZERO_FRAC = "f_zero_frac"
+SURROGATE_LOSS = "surrogate_loss"
+LEARNER_METRICS = (DELTA_O_ABS_MAX, DELTA_O_MEAN, ABS_F_MEAN, F_ZERO_FRAC)  # what `pgu train --json` reports

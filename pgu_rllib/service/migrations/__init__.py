@@ -1,0 +1,1 @@
+"""Alembic migrations of the registry schema (``pgu_rllib.service.registry``)."""
