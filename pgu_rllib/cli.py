@@ -272,13 +272,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--registry", default=DEFAULT_REGISTRY, help="SQLAlchemy URL of the registry")
     p.set_defaults(fn=cmd_train)
 
-    p = sub.add_parser("search", help="search a space on a task with Tune + Optuna; store the held-out winner")
+    p = sub.add_parser("search", help="search a space on a task (Tune + Optuna), select on selection seeds, test the winner")
     p.add_argument("--task", required=True)
     p.add_argument("--space", default="paper", help="a shipped space name or a path to a YAML file")
     p.add_argument("--trials", type=_positive_int, default=12)
     p.add_argument("--max-concurrent", type=_positive_int, help="trials at a time (default: the CPUs, at most --trials)")
     p.add_argument("--env-steps", type=_positive_int, help="budget of each trial (default: the task's)")
-    p.add_argument("--seed", type=int, default=0, help="seeds TPE, the tuning seeds and the held-out seeds")
+    p.add_argument("--seed", type=int, default=0, help="seeds TPE and picks the tuning, selection and test seeds")
     p.add_argument("--registry", default=DEFAULT_REGISTRY, help="SQLAlchemy URL (default %(default)s)")
     p.add_argument("--storage-path", default="pgu_results/tune", help="Tune results (shared storage on a cluster)")
     p.add_argument("--name", help="search name (default TASK-SPACE-sSEED); also the Optuna study name")
@@ -341,16 +341,10 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _quiet_ray_logs() -> None:
-    """Hide the per-build 'new API stack' banner and deprecation chatter from RLlib."""
-    import logging
-
-    for name in ("ray.rllib.algorithms.algorithm_config", "ray._common.deprecation", "ray.rllib"):
-        logging.getLogger(name).setLevel(logging.ERROR)
-
-
 def main(argv: list[str] | None = None) -> int:
-    _quiet_ray_logs()
+    from pgu_rllib.rllib.ray_session import quiet_logs
+
+    quiet_logs()
     parser = build_parser()
     args = parser.parse_args(argv)
     try:

@@ -21,6 +21,8 @@ from __future__ import annotations
 import torch
 from ray.rllib.utils.torch_utils import clip_gradients
 
+from pgu_rllib.rllib.compat import patches_enabled
+
 
 def clip_by_global_norm(gradients_dict: dict, *, grad_clip: float, grad_clip_by: str):
     """``ray.rllib.utils.torch_utils.clip_gradients`` with fused kernels for ``global_norm``."""
@@ -37,21 +39,24 @@ def clip_by_global_norm(gradients_dict: dict, *, grad_clip: float, grad_clip_by:
 
 
 class FastUpdateMixin:
-    """Put before ``TorchLearner`` (or a subclass) in the bases."""
+    """Put before ``TorchLearner`` (or a subclass) in the bases. With the patches disabled
+    (``_compat.patches_enabled``) it runs RLlib's own clip, NaN check and Adam."""
 
     def configure_optimizers_for_module(self, module_id, config=None) -> None:
         params = self.get_parameters(self._module[module_id])
         lr = config.lr
         if getattr(config, "lr_anneal", False):  # PGUConfig: linear to 0 at the run's budget
             lr = [[0, float(lr)], [int(config.pgu_budget), 0.0]]
-        self.register_optimizer(module_id=module_id, optimizer=torch.optim.Adam(params, fused=True),
+        self.register_optimizer(module_id=module_id, optimizer=torch.optim.Adam(params, fused=patches_enabled()),
                                 params=params, lr_or_lr_schedule=lr)
 
     @staticmethod
     def _get_clip_function():
-        return clip_by_global_norm
+        return clip_by_global_norm if patches_enabled() else clip_gradients
 
     def apply_gradients(self, gradients_dict) -> None:
+        if not patches_enabled():
+            return super().apply_gradients(gradients_dict)
         grads = [g for g in gradients_dict.values() if g is not None]
         simple = (self._grad_scalers is None and self._lr_scheduler_classes is None
                   and not self.config.torch_skip_nan_gradients)

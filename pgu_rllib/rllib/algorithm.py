@@ -25,11 +25,14 @@ import math
 from ray.rllib.algorithms.algorithm_config import NotProvided
 from ray.rllib.algorithms.ppo import PPO, PPOConfig
 
+from pgu_rllib.rllib.compat import patches_enabled, require
 from pgu_rllib.rllib._env_runner import PGUEnvRunner
 from pgu_rllib.rllib.learner import PGUTorchLearner
+from pgu_rllib.rllib.ray_session import quiet_logs
 from pgu_rllib.core.update_rule import KEYS, UpdateRule
 
 RUN_KEYS = ("pgu_task", "pgu_budget", "lr_anneal", "log_std_init")
+require(PPOConfig, ("_model_config_auto_includes",), "passing τ to the logit modules")
 
 
 def _number(v) -> bool:
@@ -80,7 +83,8 @@ class PGUConfig(PPOConfig):
         self.pgu_budget = None  # env steps of this run, set by Task.configure
         self.lr_anneal = False
         self.log_std_init = None
-        self.env_runner_cls = PGUEnvRunner  # RLlib's runner minus per-step connector timers
+        if patches_enabled():
+            self.env_runner_cls = PGUEnvRunner  # RLlib's runner minus per-step connector timers
 
     def training(self, **kwargs) -> "PGUConfig":
         """PPO's ``training()`` plus the update-rule keys (``UpdateRule``'s fields) and
@@ -132,6 +136,10 @@ class PGUConfig(PPOConfig):
 
 class PGU(PPO):
     """PPO with the PGU learner; Tune dicts merge into ``PGUConfig``."""
+
+    def __init__(self, *args, **kwargs):
+        quiet_logs()  # in the trial's own process, before Tune's and RLlib's start-up lines
+        super().__init__(*args, **kwargs)
 
     @classmethod
     def get_default_config(cls) -> PGUConfig:

@@ -7,7 +7,24 @@ sets it (on for new local clusters).
 """
 from __future__ import annotations
 
+import logging
 import os
+
+# Lines every trial printed that say nothing to a user (issue 13), silenced at their loggers:
+QUIET_LOGGERS = {
+    "ray.tune.utils.util": logging.ERROR,  # "Install gputil for GPU system monitoring."
+    "ray._common.deprecation": logging.ERROR,  # `RLModule(config=[RLModuleConfig object])` is deprecated
+    "ray.rllib.algorithms.algorithm_config": logging.ERROR,  # "You are running PGU on the new API stack!"
+    "ray.tune.logger.tensorboardx": logging.WARNING,  # "Removed the following hyperparameter values ..."
+}
+
+
+def quiet_logs() -> None:
+    """Raise the level of ``QUIET_LOGGERS``; called by the CLI, by ``PGU`` in each trial process and
+    by the evaluation trainable, before any of them logs. Warnings and errors of any other logger,
+    and the service's own progress lines, are untouched."""
+    for name, level in QUIET_LOGGERS.items():
+        logging.getLogger(name).setLevel(level)
 
 
 def ensure_ray(num_cpus: int | None = None, num_gpus: int | None = None) -> bool:

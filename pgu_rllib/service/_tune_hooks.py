@@ -17,6 +17,7 @@ from ray import tune
 from ray.tune.search.optuna import OptunaSearch
 
 from pgu_rllib.rllib import keys
+from pgu_rllib.rllib.compat import require
 from pgu_rllib.service.registry import REGISTRY_ENV
 
 OBJECTIVE = keys.TUNE_OBJECTIVE
@@ -37,6 +38,10 @@ class ResumableOptunaSearch(OptunaSearch):
     """``OptunaSearch`` whose pickled state holds no storage (so no URL or password), and that
     tolerates a resume re-running a trial Optuna already finished (a kill between Optuna's
     ``tell`` and Tune's state save): updates to a finished Optuna trial are dropped."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        require(self, ("_ot_trials", "_storage", "_study_name", "_sampler"), "resuming an Optuna search")
 
     def __getstate__(self):
         state = self.__dict__.copy()
@@ -220,23 +225,32 @@ class RecordEvaluations(_Recorder):
                    f"score {_fmt(float(last['score']))}")
 
 
-def evaluation_trainable(config: dict) -> None:
-    """Train one configuration on one seed to the full budget; report the task's final score."""
-    from pgu_rllib.rllib.algorithm import PGU
-    from pgu_rllib.tasks import get_task
+class EvaluationRun(tune.Trainable):
+    """Train one configuration on one seed to the full budget, reporting the objective each
+    iteration; the last report carries the task's final ``score`` (``Task.score``)."""
 
-    job = config["job"]
-    budget = int(job["budget"])
-    algo = PGU(config=job["config"])
-    try:
-        steps, result = 0, {}
-        while steps < budget:
-            result = algo.train()
-            steps = int(result[STEPS])
-            tune.report({OBJECTIVE: result[keys.PGU][keys.OBJECTIVE], STEPS: steps,
-                         keys.NODE_ID: result[keys.PGU].get(keys.NODE_ID)})
-        score = get_task(job["task"]).score(algo, result)
-        tune.report({OBJECTIVE: result[keys.PGU][keys.OBJECTIVE], STEPS: steps, "score": score,
-                     keys.NODE_ID: result[keys.PGU].get(keys.NODE_ID)})
-    finally:
-        algo.stop()
+    def __init__(self, *args, **kwargs):
+        from pgu_rllib.rllib.ray_session import quiet_logs
+
+        quiet_logs()  # before Tune's own start-up lines
+        super().__init__(*args, **kwargs)
+
+    def setup(self, config: dict) -> None:
+        from pgu_rllib.rllib.algorithm import PGU
+
+        self.job = config["job"]
+        self.algo = PGU(config=self.job["config"])
+
+    def step(self) -> dict:
+        from pgu_rllib.tasks import get_task
+
+        result = self.algo.train()
+        steps = int(result[STEPS])
+        out = {OBJECTIVE: result[keys.PGU][keys.OBJECTIVE], STEPS: steps,
+               keys.NODE_ID: result[keys.PGU].get(keys.NODE_ID)}
+        if steps >= int(self.job["budget"]):
+            out.update(score=get_task(self.job["task"]).score(self.algo, result), done=True)
+        return out
+
+    def cleanup(self) -> None:
+        self.algo.stop()

@@ -428,7 +428,7 @@ def _run_phase(run: SearchRun, phase: Phase, jobs: list[tuple[int, dict, int]]) 
     each run finishes, and jobs whose rows exist are skipped. Returns the phase's rows."""
     from ray import tune
 
-    from pgu_rllib.service._tune_hooks import RecordEvaluations, evaluation_trainable, short_dirname
+    from pgu_rllib.service._tune_hooks import EvaluationRun, RecordEvaluations, short_dirname
 
     done = {(e["candidate"], e["seed"]) for e in run.registry.evaluations(run.search_id, phase)}
     todo = [(i, params, s) for i, params, s in jobs if (i, s) not in done]
@@ -438,7 +438,7 @@ def _run_phase(run: SearchRun, phase: Phase, jobs: list[tuple[int, dict, int]]) 
         t0 = time.time()
         configs = [{"candidate": i, "seed": s, "params": params, "task": run.task.name, "budget": run.budget,
                     "config": {**run.base_config, **params, "seed": s}} for i, params, s in todo]
-        trainable = tune.with_resources(evaluation_trainable, {"cpu": 1, "gpu": run.gpus_per_trial})
+        trainable = tune.with_resources(EvaluationRun, {"cpu": 1, "gpu": run.gpus_per_trial})
         recorder = RecordEvaluations(run.search_id, phase.value, len(todo), run.label)
         tuner = tune.Tuner(
             trainable, param_space={"job": tune.grid_search(configs)},
@@ -446,7 +446,8 @@ def _run_phase(run: SearchRun, phase: Phase, jobs: list[tuple[int, dict, int]]) 
                                         trial_dirname_creator=short_dirname),
             run_config=tune.RunConfig(name=f"{run.exp_dir.name}-{phase.value}-{int(t0)}",
                                       storage_path=str(run.exp_dir.parent), verbose=0, callbacks=[recorder],
-                                      failure_config=tune.FailureConfig(max_failures=1)))
+                                      failure_config=tune.FailureConfig(max_failures=1),
+                                      checkpoint_config=tune.CheckpointConfig(checkpoint_at_end=False)))
         try:
             grid = tuner.fit()
         finally:
