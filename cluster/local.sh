@@ -1,8 +1,14 @@
 #!/usr/bin/env bash
 # cluster/local.sh up|down|status — a real multi-node Ray cluster on this machine, for trying the
 # cluster path without a cloud: a head node and PGU_WORKERS (default 1) worker nodes started with
-# `ray start`, node IP 127.0.0.1, token auth on (its own token file), the dashboard and Jobs API
-# on 127.0.0.1:8265, and a shared results folder for Tune and the registry.
+# Ray's `ray start`, token auth on (its own token file), the dashboard and Jobs API on
+# 127.0.0.1:8265, and a shared results folder for Tune and the registry.
+#
+# Loopback only: each node runs `python -m pgu_rllib.rllib.ray_cli start …`, Ray's own command
+# with the node IP 127.0.0.1 kept (Ray would replace it by the external IP), so every server of
+# every node listens on 127.0.0.1; metrics collection is off (no unauthenticated endpoint).
+# Each node starts in a session of its own (setsid) whose id is recorded in $DIR/*.sid: `down`
+# signals those sessions and nothing else, then waits until the cluster's ports are free.
 #
 #   cluster/local.sh up      # prints the environment to export for `ray job submit`
 #   eval "$(cluster/local.sh env)"
@@ -27,6 +33,9 @@ export PATH="$VENV/bin:$PATH"              # jobs inherit it: `python` and `pgu`
 export RAY_AUTH_MODE=token
 export RAY_AUTH_TOKEN_PATH="$DIR/auth_token"
 export RAY_USAGE_STATS_ENABLED=0
+export RAY_enable_metrics_collection=0
+RAY_CLI=("$VENV/bin/python" -m pgu_rllib.rllib.ray_cli)   # Ray's CLI, 127.0.0.1 kept
+RAY_START=("${RAY_CLI[@]}" start)
 
 env_lines() {
   cat <<ENV
@@ -40,9 +49,27 @@ ENV
 nodes_alive() {
   "$VENV/bin/python" - "$PORT" <<'PY' 2>/dev/null || echo 0
 import sys, ray
-ray.init(address=f"127.0.0.1:{sys.argv[1]}", logging_level="ERROR", log_to_driver=False)
+from pgu_rllib.rllib.compat import loopback_node_ip
+with loopback_node_ip():
+    ray.init(address=f"127.0.0.1:{sys.argv[1]}", logging_level="ERROR", log_to_driver=False)
 print(sum(1 for n in ray.nodes() if n["Alive"]))
 PY
+}
+
+# start_node NAME ARGS…: one node, in a new session whose id goes to $DIR/NAME.sid
+start_node() {
+  local name=$1; shift
+  setsid --wait bash -c 'echo $$ > "$1"; shift; exec "$@"' _ "$DIR/$name.sid" \
+      "${RAY_START[@]}" --node-ip-address=127.0.0.1 --disable-usage-stats "$@" >"$DIR/$name.log" 2>&1 \
+    || { echo "ray start ($name) failed; see $DIR/$name.log" >&2; tail -5 "$DIR/$name.log" >&2; exit 1; }
+}
+
+ports_in_use() {   # the cluster's fixed ports that something still listens on
+  local listening; listening=$(ss -Htln | awk '{print $4}')
+  for p in "$PORT" "$DASHBOARD_PORT" "$CLIENT_PORT" $(seq "$AGENT_PORT" $((AGENT_PORT + WORKERS))); do
+    grep -qE "[:.]$p\$" <<<"$listening" && echo "$p"
+  done
+  return 0
 }
 
 up() {
@@ -52,17 +79,16 @@ up() {
   if [ ! -s "$DIR/auth_token" ]; then   # a fresh random token, readable by this user only
     (umask 077; "$VENV/bin/python" -c "import secrets; print(secrets.token_hex(32))" > "$DIR/auth_token")
   fi
-  "$RAY" start --head --port="$PORT" --node-ip-address=127.0.0.1 --dashboard-host=127.0.0.1 \
+  if [ -n "$(ls "$DIR"/*.sid 2>/dev/null)" ]; then
+    echo "a cluster of $DIR is up (or was not taken down): run cluster/local.sh down first" >&2; exit 1
+  fi
+  start_node head --head --port="$PORT" --dashboard-host=127.0.0.1 \
       --dashboard-port="$DASHBOARD_PORT" --ray-client-server-port="$CLIENT_PORT" --num-cpus="$HEAD_CPUS" \
-      --dashboard-agent-listen-port="$AGENT_PORT" --temp-dir="$DIR/ray" --resources='{"pgu_head": 1}' \
-      --disable-usage-stats >"$DIR/head.log" 2>&1 \
-    || { echo "ray start --head failed; see $DIR/head.log" >&2; tail -5 "$DIR/head.log" >&2; exit 1; }
+      --dashboard-agent-listen-port="$AGENT_PORT" --temp-dir="$DIR/ray" --resources='{"pgu_head": 1}'
   for i in $(seq 1 "$WORKERS"); do
-    "$RAY" start --address="127.0.0.1:$PORT" --node-ip-address=127.0.0.1 --num-cpus="$WORKER_CPUS" \
+    start_node "worker$i" --address="127.0.0.1:$PORT" --num-cpus="$WORKER_CPUS" \
         --dashboard-agent-listen-port=$((AGENT_PORT + i)) --temp-dir="$DIR/ray-worker$i" \
-        --resources='{"pgu_worker": 1}' \
-        --disable-usage-stats >"$DIR/worker$i.log" 2>&1 \
-      || { echo "ray start (worker $i) failed; see $DIR/worker$i.log" >&2; exit 1; }
+        --resources='{"pgu_worker": 1}'
   done
   want=$((WORKERS + 1))
   for _ in $(seq 1 60); do
@@ -84,20 +110,30 @@ up() {
 }
 
 down() {
-  # Only this cluster's processes: those naming its temp dir or its GCS address.
-  pids=$(pgrep -f -- "$DIR/ray|127\.0\.0\.1:$PORT|--port=$CLIENT_PORT" || true)
-  [ -n "$pids" ] && kill $pids 2>/dev/null || true
-  for _ in $(seq 1 20); do
-    pgrep -f -- "$DIR/ray|127\.0\.0\.1:$PORT" >/dev/null || break
+  # Only this cluster's processes: the sessions its nodes were started in. Never `ray stop`,
+  # which kills every Ray of the user, and never a match on command lines.
+  local sids
+  sids=$(cat "$DIR"/*.sid 2>/dev/null || true)
+  for sid in $sids; do pkill -TERM -s "$sid" 2>/dev/null || true; done
+  for _ in $(seq 1 40); do
+    alive=0
+    for sid in $sids; do pgrep -s "$sid" >/dev/null && alive=1; done
+    [ "$alive" = 0 ] && break
     sleep 0.5
   done
-  pids=$(pgrep -f -- "$DIR/ray|127\.0\.0\.1:$PORT|--port=$CLIENT_PORT" || true)
-  [ -n "$pids" ] && kill -9 $pids 2>/dev/null || true
+  for sid in $sids; do pkill -KILL -s "$sid" 2>/dev/null || true; done
+  for _ in $(seq 1 120); do   # until the ports are free, so an `up` right after works
+    [ -z "$(ports_in_use)" ] && break
+    sleep 0.5
+  done
+  rm -f "$DIR"/*.sid
+  busy=$(ports_in_use | tr '\n' ' ')
+  [ -z "$busy" ] || { echo "local Ray cluster down, but port(s) $busy are still in use by another process" >&2; exit 1; }
   echo "local Ray cluster down"
 }
 
 status() {
-  "$RAY" status --address="127.0.0.1:$PORT"
+  "${RAY_CLI[@]}" status --address="127.0.0.1:$PORT"
 }
 
 case "${1:-}" in

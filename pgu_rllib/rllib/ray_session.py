@@ -1,9 +1,13 @@
 """Start or join Ray the way a user expects.
 
-Inside a ``ray job`` (``RAY_ADDRESS`` set) or with Ray already running, join
-that cluster; otherwise start a small local Ray on this machine: no
-dashboard, loopback only, a 200 MiB object store. Token auth stays as Ray 2.60
-sets it (on for new local clusters).
+Inside a ``ray job`` (``RAY_ADDRESS`` set) or with Ray already running, join that cluster.
+Otherwise start a small local Ray on this machine:
+
+* every server on loopback: node IP 127.0.0.1 (``compat.loopback_node_ip``);
+* no dashboard and no metrics endpoint (``RAY_enable_metrics_collection=0``);
+* a 200 MiB object store.
+
+Token auth stays as Ray 2.60 sets it (on for new local clusters).
 """
 from __future__ import annotations
 
@@ -33,17 +37,23 @@ def ensure_ray(num_cpus: int | None = None, num_gpus: int | None = None) -> bool
 
     if ray.is_initialized():
         return False
+    from pgu_rllib.rllib.compat import loopback_node_ip
+
     os.environ.setdefault("RAY_DEDUP_LOGS", "1")
     if os.environ.get("RAY_ADDRESS"):
-        ray.init(log_to_driver=True)
+        with loopback_node_ip():  # a cluster on loopback (cluster/local.sh) is reached at 127.0.0.1
+            ray.init(log_to_driver=True)
         return False
-    ray.init(
-        num_cpus=num_cpus or os.cpu_count(),
-        num_gpus=num_gpus,
-        include_dashboard=False,
-        object_store_memory=200 * 1024**2,
-        log_to_driver=False,
-        configure_logging=True,
-        logging_level="ERROR",
-    )
+    os.environ.setdefault("RAY_enable_metrics_collection", "0")
+    with loopback_node_ip():
+        ray.init(
+            num_cpus=num_cpus or os.cpu_count(),
+            num_gpus=num_gpus,
+            include_dashboard=False,
+            object_store_memory=200 * 1024**2,
+            log_to_driver=False,
+            configure_logging=True,
+            logging_level="ERROR",
+            _node_ip_address="127.0.0.1",
+        )
     return True
