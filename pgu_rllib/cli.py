@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
+import pathlib
 import sys
 
 from pgu_rllib.core.errors import InvalidArgument, PGUError
@@ -45,14 +47,31 @@ def parse_sets(items: list[str]) -> dict:
     return out
 
 
-def _positive_int(text: str) -> int:
+MAX_COUNT = 10**12
+
+
+def _positive_int(text: str, high: int = MAX_COUNT, what: str = "a whole number") -> int:
+    """A whole number in [1, ``high``] (``1e5`` and ``2048.0`` are fine; ``1e400``, ``2.5`` are not)."""
     try:
-        v = int(float(text))
+        v = float(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
     if v <= 0:
         raise argparse.ArgumentTypeError(f"{text!r} must be > 0")
-    return v
+    if not (v <= high and v.is_integer()):
+        raise argparse.ArgumentTypeError(f"{text!r} is not allowed; allowed: {what} in [1, {high}]")
+    return int(v)
+
+
+def _port(text: str) -> int:
+    return _positive_int(text, 65535, "a port")
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse with its errors on one line (no usage block), exit 2."""
+
+    def error(self, message):
+        self.exit(2, f"pgu: error: {message} (see `{self.prog} --help`)\n")
 
 
 def cmd_presets(args) -> int:
@@ -209,13 +228,23 @@ def cmd_registry(args) -> int:
     return 0
 
 
+def _check_out(path: str | None, *, folder: bool) -> None:
+    """``--out`` must be a file path (``export``) or a folder (``report``) whose parent exists."""
+    if path is None:
+        return
+    p = pathlib.Path(path)
+    wrong = (p.exists() and p.is_dir() != folder) or not p.resolve().parent.is_dir()
+    if wrong:
+        raise InvalidArgument("out", path, "a folder (created if missing) in an existing folder" if folder
+                              else "a file path in an existing folder")
+
+
 def cmd_export(args) -> int:
     from pgu_rllib.service.search import export
 
+    _check_out(args.out, folder=False)
     text = export(args.task, registry=args.registry, fmt=args.format)
     if args.out:
-        import pathlib
-
         pathlib.Path(args.out).write_text(text)
         print(f"wrote {args.out}", file=sys.stderr)
     else:
@@ -226,6 +255,7 @@ def cmd_export(args) -> int:
 def cmd_report(args) -> int:
     from pgu_rllib.report import report
 
+    _check_out(args.out, folder=True)
     page = report(args.name, args.out, registry=args.registry)
     print(f"wrote {page} ({len(list(page.parent.glob('*.png')))} plots)")
     return 0
@@ -256,7 +286,7 @@ def _fraction(text: str) -> float:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="pgu", description=__doc__.splitlines()[0])
+    parser = _Parser(prog="pgu", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("presets", help="list the named update rules").set_defaults(fn=cmd_presets)
     sub.add_parser("tasks", help="list the tasks").set_defaults(fn=cmd_tasks)
@@ -336,7 +366,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("dashboard", help="serve optuna-dashboard for the registry's studies")
     p.add_argument("--registry", default=DEFAULT_REGISTRY)
     p.add_argument("--host", default="127.0.0.1", help="bind address (default loopback only)")
-    p.add_argument("--port", type=_positive_int, default=8080)
+    p.add_argument("--port", type=_port, default=8080)
     p.set_defaults(fn=cmd_dashboard)
     return parser
 
@@ -347,10 +377,13 @@ def main(argv: list[str] | None = None) -> int:
     quiet_logs()
     parser = build_parser()
     args = parser.parse_args(argv)
+    if args.command in ("search", "evaluate", "export", "report", "registry"):
+        os.umask(0o077)  # what the service writes (Tune state, logs, registry) is readable by its user only
     try:
         return args.fn(args)
     except PGUError as err:
-        flag = f"--{err.param.replace('_', '-')}" if isinstance(err, InvalidArgument) else None
+        param = getattr(err, "param", None)
+        flag = f"--{param.replace('_', '-')}" if param else None
         parser.exit(2, f"pgu: error: {err.worded(flag=flag).splitlines()[0]}\n")
     except ValueError as err:
         # One line: RLlib appends a hint about `_validate_config` on a second line.

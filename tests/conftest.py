@@ -29,10 +29,14 @@ def cli(capsys, monkeypatch):
         if cwd is not None:
             monkeypatch.chdir(cwd)
         capsys.readouterr()
+        umask = os.umask(0o022)
+        os.umask(umask)
         try:
             code = main([str(a) for a in argv])
         except SystemExit as stop:
             code = stop.code
+        finally:
+            os.umask(umask)  # main() tightens the process's umask for the commands that write
         captured = capsys.readouterr()
         return types.SimpleNamespace(returncode=code, stdout=captured.out, stderr=captured.err)
 

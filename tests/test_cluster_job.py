@@ -28,7 +28,7 @@ def _free_port() -> int:
 def cluster():
     root = tempfile.mkdtemp(prefix="pgu-cluster-")
     env = {**os.environ, "PGU_CLUSTER_DIR": root, "PGU_CLUSTER_PORT": str(_free_port()),
-           "PGU_DASHBOARD_PORT": str(_free_port()), "PGU_CLIENT_PORT": "10001",
+           "PGU_DASHBOARD_PORT": str(_free_port()), "PGU_CLIENT_PORT": str(_free_port()),
            "PGU_AGENT_PORT": str(_free_port()),
            "PGU_VENV": os.path.dirname(VENV_BIN)}
     for key in ("RAY_ADDRESS", "RAY_AUTH_TOKEN", "RAY_AUTH_MODE"):
@@ -87,3 +87,42 @@ def test_ray_job_submit_runs_a_search_across_nodes(cluster):
     assert n_trials == 4
     assert len(nodes - {None}) >= 2, nodes  # the trials ran on more than one node
     assert len(best) == 1 and best[0][1] == "bandit-paper-s0"
+
+
+def _cluster_listeners(root: str) -> list[str]:
+    sids = [open(os.path.join(root, f)).read().strip() for f in os.listdir(root) if f.endswith(".sid")]
+    pids = {p for sid in sids for p in subprocess.run(["pgrep", "-s", sid], capture_output=True, text=True).stdout.split()}
+    ss = subprocess.run(["ss", "-Htlnp"], capture_output=True, text=True).stdout
+    return [line.split()[3] for line in ss.splitlines() if any(f"pid={p}," in line for p in pids)]
+
+
+def test_local_sh_listens_on_loopback_and_down_stops_only_its_own_processes(cluster):
+    root, env = cluster
+    listeners = _cluster_listeners(root)
+    assert len(listeners) >= 10, listeners  # two nodes: GCS, raylets, agents, dashboard, Jobs API, client
+    off = [a for a in listeners if not a.startswith(("127.0.0.1:", "[::ffff:127.0.0.1]:", "[::1]:"))]
+    assert off == [], off
+
+    # A job asking for a GPU the cluster lacks gives up after PGU_RESOURCE_WAIT_S with one clear line.
+    job = subprocess.run(
+        [f"{VENV_BIN}/ray", "job", "submit", "--working-dir", ".", "--runtime-env-json",
+         '{"env_vars": {"PGU_RESOURCE_WAIT_S": "5"}}', "--", "python", "-m", "pgu_rllib.cli", "search", "--task",
+         "bandit", "--space", "paper", "--trials", "2", "--gpus-per-trial", "1",
+         "--storage-path", f"{root}/results/tune", "--registry", f"sqlite:///{root}/results/gpu.db"],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    assert job.returncode != 0 and "--gpus-per-trial=1.0 asks for more than the cluster has" in job.stdout + job.stderr
+    assert not os.path.exists(f"{root}/results/gpu.db")
+
+    port, client = env["PGU_CLUSTER_PORT"], env["PGU_CLIENT_PORT"]
+    decoy = subprocess.Popen(["bash", "-c", f"exec -a 'decoy 127.0.0.1:{port} --port={client} {root}/ray' sleep 300"])
+    try:
+        down = subprocess.run(["bash", "cluster/local.sh", "down"], cwd=ROOT, env=env, capture_output=True,
+                              text=True, timeout=120)
+        assert down.returncode == 0, down.stderr
+        assert decoy.poll() is None  # a process that only names the cluster's address is not its process
+        assert _cluster_listeners(root) == []
+        up = subprocess.run(["bash", "cluster/local.sh", "up"], cwd=ROOT, env=env, capture_output=True, text=True,
+                            timeout=240)  # at once after down: the ports are free
+        assert up.returncode == 0 and "2 nodes" in up.stdout, up.stdout + up.stderr
+    finally:
+        decoy.kill()

@@ -147,3 +147,34 @@ def test_optuna_study_shares_the_postgresql_database(postgres_url):
     again = optuna.load_study(study_name="pg-study", storage=postgres_url)
     assert [t.state.name for t in again.trials] == ["COMPLETE"] * 3
     assert Registry(postgres_url).connect().best("bandit", "nosuch") is None  # our tables beside Optuna's
+
+
+@pytest.mark.slow
+def test_a_registry_password_reaches_no_file_log_or_message(postgres_url, tmp_path):
+    """A search with a password in its registry URL: the password is in no file of Tune's storage,
+    of the Ray session it started, of stdout or stderr; the files written are not world-readable."""
+    import re
+    import subprocess
+    import sys
+
+    secret = "plantedSecret4913"
+    url = postgres_url.replace("pgu@", f"pgu:{secret}@")  # trust auth: any password is accepted
+    out = subprocess.run([sys.executable, "-m", "pgu_rllib.cli", "search", "--task", "bandit", "--space", "paper",
+                          "--trials", "2", "--env-steps", "512", "--max-concurrent", "2", "--top-k", "1",
+                          "--selection-seeds", "1", "--test-seeds", "1", "--registry", url, "--storage-path",
+                          str(tmp_path / "tune"), "--json"], capture_output=True, text=True, timeout=600,
+                         cwd=tmp_path)
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert secret not in out.stdout + out.stderr and "pgu:***@" in out.stderr
+    sessions = set(re.findall(r"(/tmp/ray/session_[0-9_\-]+)", out.stderr))
+    assert sessions, "the run's Ray session folder is named in its output"
+    scanned = 0
+    for root in [tmp_path / "tune", *map(pathlib.Path, sessions)]:
+        for path in root.rglob("*"):
+            if path.is_file() and not path.is_symlink():
+                scanned += 1
+                assert secret.encode() not in path.read_bytes(), path
+                if root == tmp_path / "tune":
+                    assert path.stat().st_mode & 0o004 == 0, path  # not world-readable
+    assert scanned > 20
+    assert Registry(url).best("bandit")["search_name"] == "bandit-paper-s0"

@@ -46,6 +46,22 @@ class NothingToResume(PGUError):
         super().__init__(f"nothing to resume: no search {name!r} in {where}")
 
 
+class SearchFailed(PGUError):
+    """Every trial (or a selection/test run) of a search failed: names the first error."""
+
+
+class MissingResources(PGUError):
+    """The cluster lacks what a trial asks for (e.g. a GPU), and none was added in time."""
+
+    def __init__(self, param: str, value, have: dict, waited_s: float):
+        self.param, self.value = param, value
+        super().__init__(f"{param}={value!r} asks for more than the cluster has ({have}); "
+                         f"waited {waited_s:.0f} s for the autoscaler")
+
+    def worded(self, flag: str | None = None, **_) -> str:
+        return str(self).replace(f"{self.param}=", f"{flag or self.param}=", 1)
+
+
 class SearchInterrupted(Exception):
     """A search stopped part-way (Ctrl-C, SIGTERM): what finished is stored; resume continues it."""
 

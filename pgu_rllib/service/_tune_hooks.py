@@ -18,7 +18,7 @@ from ray.tune.search.optuna import OptunaSearch
 
 from pgu_rllib.rllib import keys
 from pgu_rllib.rllib.compat import require
-from pgu_rllib.service.registry import REGISTRY_ENV
+from pgu_rllib.service.registry import REGISTRY_ENV, optuna_storage
 
 OBJECTIVE = keys.TUNE_OBJECTIVE
 STEPS = keys.ENV_STEPS
@@ -52,7 +52,7 @@ class ResumableOptunaSearch(OptunaSearch):
     def __setstate__(self, state):
         self.__dict__.update(state)
         if self._storage is None and os.environ.get(REGISTRY_ENV) and self._study_name:
-            self._storage = optuna.storages.RDBStorage(url=os.environ[REGISTRY_ENV])
+            self._storage = optuna_storage(os.environ[REGISTRY_ENV])
             self._ot_study = optuna.load_study(study_name=self._study_name, storage=self._storage,
                                                sampler=self._sampler)
             self._ot_trials = {k: optuna.trial.Trial(self._ot_study, tid) for k, tid in self._ot_trials.items()}
@@ -173,10 +173,11 @@ class RecordTrials(_Recorder):
         return {**super().__getstate__(), "_known": None}
 
     def _record(self, trial, status: str) -> None:
-        if self._known is None:  # rows written before a restore are final: never rewrite them
+        if self._known is None:  # rows written before a restore are final (errors may be re-run)
             rows = self._reg().trials(self.search_id)
             self._known = {t["tune_trial_id"] for t in rows if t["status"] != "error"}
-            self._done = len(rows)
+            scores = [t["score"] for t in rows if t["status"] != "error" and t["score"] is not None]
+            self._best = max(scores, default=None)
         if trial.trial_id in self._known:
             return
         last = trial.last_result or {}
@@ -191,7 +192,7 @@ class RecordTrials(_Recorder):
             iterations=int(last.get("training_iteration", 0)), status=status, node_id=pgu.get(keys.NODE_ID),
             curve=self._curves.get(trial.trial_id, []))
         self._known.add(trial.trial_id)
-        self._done += 1
+        self._done = len(self._reg().trials(self.search_id))  # a re-run replaces its error row
         if score is not None and status != "error" and (self._best is None or score > self._best):
             self._best = score
         self._line(f"trial {self._done}/{self.total} {status:<13} score {_fmt(score):>9} | best {_fmt(self._best):>9} "

@@ -21,7 +21,9 @@ from __future__ import annotations
 
 import datetime as dt
 import enum
+import os
 import pathlib
+import tempfile
 
 import sqlalchemy as sa
 from sqlalchemy import orm
@@ -152,7 +154,7 @@ def check_url(url: str) -> sa.engine.URL:
     try:
         return sa.engine.make_url(url)
     except Exception:
-        raise ValueError(f"registry URL {url!r} is malformed; expected an SQLAlchemy URL such as "
+        raise ValueError(f"registry URL {mask_password(url)!r} is malformed; expected an SQLAlchemy URL such as "
                          f"{DEFAULT_URL} or postgresql://user@host/db") from None
 
 
@@ -189,7 +191,7 @@ class Registry:
         parsed = check_url(url)
         self._sqlite_path = parsed.database if parsed.get_backend_name() == "sqlite" else None
         try:
-            self.engine = sa.create_engine(parsed, future=True, pool_pre_ping=True)
+            self.engine = sa.create_engine(parsed, future=True, pool_pre_ping=True, **engine_kwargs(url))
         except Exception as err:  # unknown dialect, missing driver
             raise ValueError(f"registry URL {self.safe_url} cannot be used: {type(err).__name__}: "
                              f"{_first_line(err)}") from None
@@ -224,11 +226,22 @@ class Registry:
         return self
 
     def check_reachable(self) -> None:
-        """Open and close one connection without writing anything."""
+        """Open and close one connection without writing anything; for SQLite, check that the file
+        (or the folders it needs) can be created."""
         if self._sqlite_path and self._sqlite_path != ":memory:":
-            parent = pathlib.Path(self._sqlite_path).parent
-            if parent.exists() and not parent.is_dir():
-                raise ValueError(f"registry {self.safe_url} is unreachable: {parent} is not a directory")
+            path = pathlib.Path(self._sqlite_path)
+            if path.exists():
+                if not (path.is_file() and os.access(path, os.R_OK | os.W_OK)):
+                    raise ValueError(f"registry {self.safe_url} is unreachable: {path} is not a writable file")
+                return
+            ancestor = path.parent
+            while not ancestor.exists():
+                ancestor = ancestor.parent
+            try:  # a probe folder, removed at once (os.access says yes to root even on /proc)
+                if ancestor != path.parent or not os.access(ancestor, os.W_OK):
+                    os.rmdir(tempfile.mkdtemp(prefix=".pgu-probe-", dir=ancestor))
+            except OSError:
+                raise ValueError(f"registry {self.safe_url} is unreachable: {path.parent} cannot be created") from None
             return
         try:
             with self.engine.connect():
@@ -373,6 +386,24 @@ class Registry:
             if space is not None:
                 q = q.where(BestRow.space == space)
             return [r.as_dict() for r in s.scalars(q.order_by(BestRow.space)).all()]
+
+
+SQLITE_BUSY_TIMEOUT_S = 60
+
+
+def engine_kwargs(url: str) -> dict:
+    """SQLite: wait up to a minute for another writer's transaction (two searches, or a reader,
+    on one file) instead of failing with "database is locked". Used for Optuna's engine too."""
+    if url.startswith("sqlite"):
+        return {"connect_args": {"timeout": SQLITE_BUSY_TIMEOUT_S}}
+    return {}
+
+
+def optuna_storage(url: str):
+    """Optuna's RDB storage of a search, on the registry's database."""
+    import optuna
+
+    return optuna.storages.RDBStorage(url=url, engine_kwargs=engine_kwargs(url))
 
 
 def _has_version_table(connection) -> bool:

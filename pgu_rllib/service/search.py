@@ -39,8 +39,9 @@ import sys
 import time
 from typing import Callable
 
-from pgu_rllib.core.errors import InvalidArgument, NothingToResume, SearchExists, SearchInterrupted
-from pgu_rllib.service.registry import DEFAULT_URL, REGISTRY_ENV, Phase, Registry, SearchStatus
+from pgu_rllib.core.errors import (InvalidArgument, MissingResources, NothingToResume, SearchExists, SearchFailed,
+                                   SearchInterrupted)
+from pgu_rllib.service.registry import DEFAULT_URL, REGISTRY_ENV, Phase, Registry, SearchStatus, optuna_storage
 from pgu_rllib.service.spaces import SearchSpace, load_space
 from pgu_rllib.core.stats import summarize
 from pgu_rllib.tasks import Task, get_task
@@ -49,6 +50,7 @@ DEFAULT_STORAGE = "pgu_results/tune"
 SELECTION_SEED_BASE = 1_000_000
 TEST_SEED_BASE = 2_000_000
 MAX_COUNT = 1000  # trials, seeds per set: keeps the three seed sets disjoint
+FAILURE_RETRIES = 2  # re-runs of a trial or run whose process died
 NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
 
 
@@ -180,10 +182,33 @@ def _check_new_or_resume(reg: Registry, name: str, exp_dir: pathlib.Path, resume
         raise SearchExists(name)
 
 
+RESOURCE_WAIT_ENV = "PGU_RESOURCE_WAIT_S"  # how long to wait for an autoscaler (default 120 s on a cluster)
+
+
+def _check_resources(run: SearchRun, started_locally: bool, progress) -> None:
+    """One trial needs 1 CPU and ``gpus_per_trial`` GPU. On a local Ray nothing more can appear;
+    on a cluster an autoscaler may add nodes, so wait up to ``PGU_RESOURCE_WAIT_S`` (120 s)."""
+    import ray
+
+    need = {"CPU": 1.0, "GPU": run.gpus_per_trial}
+    wait = 0.0 if started_locally else float(os.environ.get(RESOURCE_WAIT_ENV, "120"))
+    t0 = time.time()
+    while True:
+        have = {k: float(ray.cluster_resources().get(k, 0.0)) for k in need}
+        missing = [k for k, v in need.items() if v > 0 and have[k] < v]
+        if not missing:
+            return
+        if time.time() - t0 >= wait:
+            param, value = ("gpus_per_trial", run.gpus_per_trial) if "GPU" in missing else ("max_concurrent", 1)
+            raise MissingResources(param, value, have, time.time() - t0)
+        progress(f"{run.label} waiting for the cluster to offer {need} per trial (has {have})")
+        time.sleep(min(10.0, wait))
+
+
 def _start(run: SearchRun, *, space_name: str, space_yaml: str, settings: dict, resume: bool) -> None:
     from pgu_rllib.rllib.ray_session import ensure_ray
 
-    ensure_ray()
+    _check_resources(run, ensure_ray(), run.progress)  # before anything is written
     os.environ[REGISTRY_ENV] = run.registry.url
     run.registry.connect()
     row = run.registry.start_search(name=run.name, task=run.task.name, space=space_name, space_yaml=space_yaml,
@@ -214,7 +239,7 @@ def search(task: str, space: str = "paper", trials: int = 12, *, max_concurrent:
 
     t = get_task(task)
     sp = load_space(space)
-    name = check_name(name or f"{task}-{sp.name}-s{_count('seed', seed, 0, 999_999)}")
+    name = check_name(name if name is not None else f"{task}-{sp.name}-s{_count('seed', seed, 0, 999_999)}")
     run = SearchRun(
         name=name, task=t, budget=_budget(t, env_steps), seed=_count("seed", seed, 0, 999_999),
         max_concurrent=0 if max_concurrent is None else _count("max_concurrent", max_concurrent),
@@ -245,7 +270,8 @@ def search(task: str, space: str = "paper", trials: int = 12, *, max_concurrent:
         _tune(run, resume)
         candidates = _candidates(run.registry.trials(run.search_id), run.top_k, run.budget)
         if not candidates:
-            raise RuntimeError(f"search {run.name!r}: no trial finished with a score; see {run.exp_dir}")
+            raise SearchFailed(f"search {run.name!r}: every trial failed (the first error is in the "
+                               f"error.txt files under {run.exp_dir})")
         seeds = selection_seed_list(run.seed, run.n_selection)
         selection = _run_phase(run, Phase.SELECTION, [(i, c["params"], s) for i, c in enumerate(candidates)
                                                       for s in seeds])
@@ -277,7 +303,7 @@ def evaluate(task: str, preset: str = "ppo", overrides: dict | None = None, *, e
 
     t = get_task(task)
     overrides = dict(overrides or {})
-    name = check_name(name or f"{task}-{preset}-s{_count('seed', seed, 0, 999_999)}")
+    name = check_name(name if name is not None else f"{task}-{preset}-s{_count('seed', seed, 0, 999_999)}")
     run = SearchRun(name=name, task=t, budget=_budget(t, env_steps), seed=_count("seed", seed, 0, 999_999),
                     max_concurrent=0 if max_concurrent is None else _count("max_concurrent", max_concurrent),
                     gpus_per_trial=_gpus(gpus_per_trial), registry=_open_registry(registry),
@@ -370,7 +396,7 @@ def _new_tuner(run: SearchRun, n: int):
                                                ResumableOptunaSearch, TrialSpace, short_dirname)
     from pgu_rllib.rllib.algorithm import PGU
 
-    storage = optuna.storages.RDBStorage(url=run.registry.url)
+    storage = optuna_storage(run.registry.url)
     sampler = optuna.samplers.TPESampler(seed=run.seed + _finished(run),
                                          n_startup_trials=min(10, max(3, run.trials // 3)))
     searcher = ResumableOptunaSearch(space=TrialSpace(run.space, 1000 * run.seed), metric=OBJECTIVE, mode="max",
@@ -391,7 +417,9 @@ def _new_tuner(run: SearchRun, n: int):
             storage_path=str(run.exp_dir.parent), stop=BudgetOrFinished(run.budget, run.search_id), verbose=0,
             callbacks=[RecordTrials(run.search_id, _space_keys(run.space.params) | {"seed"}, run.trials,
                                     run.budget, run.label)],
-            failure_config=tune.FailureConfig(max_failures=0),
+            # a trial whose worker dies (an infrastructure fault) is re-run from its start, twice at most;
+            # only a trial that fails three times is recorded as the configuration's error
+            failure_config=tune.FailureConfig(max_failures=FAILURE_RETRIES),
             checkpoint_config=tune.CheckpointConfig(checkpoint_at_end=False)))
 
 
@@ -446,7 +474,7 @@ def _run_phase(run: SearchRun, phase: Phase, jobs: list[tuple[int, dict, int]]) 
                                         trial_dirname_creator=short_dirname),
             run_config=tune.RunConfig(name=f"{run.exp_dir.name}-{phase.value}-{int(t0)}",
                                       storage_path=str(run.exp_dir.parent), verbose=0, callbacks=[recorder],
-                                      failure_config=tune.FailureConfig(max_failures=1),
+                                      failure_config=tune.FailureConfig(max_failures=FAILURE_RETRIES),
                                       checkpoint_config=tune.CheckpointConfig(checkpoint_at_end=False)))
         try:
             grid = tuner.fit()
@@ -459,7 +487,7 @@ def _run_phase(run: SearchRun, phase: Phase, jobs: list[tuple[int, dict, int]]) 
         if missing:
             errors = [r.error for r in grid if r.error is not None]
             if errors:
-                raise RuntimeError(f"{len(errors)} {phase.value} run(s) failed: {str(errors[0]).splitlines()[0]}")
+                raise SearchFailed(f"{len(errors)} {phase.value} run(s) failed: {str(errors[0]).splitlines()[0]}")
             raise SearchInterrupted(run.name, phase.value)
     wanted = {(i, s) for i, _, s in jobs}
     return [r for r in run.registry.evaluations(run.search_id, phase) if (r["candidate"], r["seed"]) in wanted]

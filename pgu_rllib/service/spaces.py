@@ -129,12 +129,12 @@ def resolve_space_path(name_or_path: str):
     """A shipped space name (``paper``, read from the installed package) or a path to the user's
     own YAML file. Returns something with ``read_text()`` and ``name``."""
     path = pathlib.Path(name_or_path)
-    if path.suffix in (".yaml", ".yml") or path.exists():
+    if path.suffix in (".yaml", ".yml") or "/" in name_or_path or path.exists():
         if not path.is_file():
             raise ValueError(f"search space file {name_or_path!r} does not exist")
         return path
     shipped = _shipped() / f"{name_or_path}.yaml"
-    if "/" in name_or_path or not shipped.is_file():
+    if not shipped.is_file():
         raise ValueError(f"unknown search space {name_or_path!r}; shipped: {', '.join(space_names())} "
                          f"(or give a path to a .yaml file)")
     return shipped
