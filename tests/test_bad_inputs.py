@@ -42,7 +42,7 @@ SPACES = {  # file text -> what the one line must say
     "params:\n  minibatch_size: {int: [1000, 2000]}\n": "`minibatch_size` (1000) must be <=",
     "params:\n  num_epochs: {int: [0, 3]}\n": "num_epochs=0 is not allowed; allowed: an integer >= 1",
     "params:\n  form: {choice: [V, P]}\n": "form='P' with delta_r='advantage' is not PGPB",
-    "params:\n  normalize_delta_r: {fixed: true}\n": "RLlib already standardised the advantage",
+    "params:\n  normalize_delta_r: {fixed: true}\n": "already standardised (by RLlib over the batch)",
     "params:\n  scale: {choice: [sq, mla]}\n": "scale 'mla' needs parameter(s) alpha_o, alpha_r",
     "params:\n  epsilon: {uniform: [0.1, 1.5]}\n": "epsilon=1.5 is out of range",
     "params:\n  delta_r: {fixed: return}\n": "delta_r='return' (Monte-Carlo returns) needs batch_mode='complete_episodes'",

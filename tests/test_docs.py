@@ -36,7 +36,8 @@ def test_pgu_config_training_takes_the_update_rule_keys():
 
     values = {"form": "Q", "scale": "mla", "alpha_o": 0.5, "alpha_r": 0.25, "epsilon": 0.1, "tau": 2.0,
               "delta_r": "v", "normalize_delta_r": True, "parameterisation": "soft", "kl_direction": "new_old",
-              "kl_schedule": "fixed"}
+              "kl_schedule": "fixed", "step": "trust_region", "max_kl": 0.02, "cg_iters": 5, "cg_damping": 0.1,
+              "line_search_steps": 4, "optimism": 0.5}
     assert set(values) == set(KEYS)
     config = PGUConfig().training(**values)
     assert {k: getattr(config, k) for k in KEYS} == values

@@ -144,7 +144,7 @@ def test_config_validate_rejects_bad_keys(key, value, needle):
     ({"form": "P", "delta_r": "v"}, "form='P' with delta_r='v' is not PGPB"),
     ({"form": "P", "delta_r": "return"}, "form='P' with delta_r='return' is not PGPB"),
     ({"form": "P", "delta_r": "q", "normalize_delta_r": True}, "form='P' with normalize_delta_r=true is not PGPB"),
-    ({"delta_r": "advantage", "normalize_delta_r": True}, "RLlib already standardised the advantage"),
+    ({"delta_r": "advantage", "normalize_delta_r": True}, "it is already standardised (by RLlib over the batch)"),
     ({"delta_r": "return"}, "delta_r='return' .* needs batch_mode='complete_episodes'"),
     ({"use_kl_loss": True, "kl_schedule": "mdpo"}, "kl_schedule='mdpo' needs pgu_budget"),
     ({"lr_anneal": True}, "lr_anneal=true needs pgu_budget"),

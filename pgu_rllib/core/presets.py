@@ -21,7 +21,12 @@ What makes each one its algorithm is tested in ``tests/test_presets.py``:
   budget T (Tomar et al. 2020, on-policy MDPO: step size 1 → 0 linearly), with 1/η_0 =
   ``kl_coeff`` = 1;
 * ``sil_scale``: the self-imitation *scale* ``(Δ_R)_+`` alone, with no replay buffer of past
-  good episodes, so it is not self-imitation learning, and is not called ``sil``.
+  good episodes, so it is not self-imitation learning, and is not called ``sil``;
+* ``npg``, ``trpo``: one natural step per batch (``step="natural"``), TRPO with its line search
+  (``step="trust_region"``): the step never leaves the KL radius;
+* ``grpo``: Δ_R = each sample's return standardised among the samples of the same state, with
+  PPO's clip; needs a task that samples several actions per state (the bandit's ``group_size``);
+* ``optimistic_pg``: A2C's one step per batch with the optimiser fed g + (g − g_prev).
 
 Example::
 
@@ -54,6 +59,12 @@ PRESETS: dict[str, dict] = {
             "use_kl_loss": False},
     "mdpo": {"form": "V", "scale": "sq", "delta_r": "advantage", "use_kl_loss": True, "kl_coeff": 1.0,
              "kl_direction": "new_old", "kl_schedule": "mdpo"},
+    "npg": {"form": "V", "scale": "sq", "delta_r": "advantage", "step": "natural", "max_kl": 0.01, **_ONE_STEP},
+    "trpo": {"form": "V", "scale": "sq", "delta_r": "advantage", "step": "trust_region", "max_kl": 0.01,
+             **_ONE_STEP},
+    "grpo": {"form": "V", "scale": "ppo_clip", "epsilon": 0.2, "delta_r": "group", "use_kl_loss": False},
+    "optimistic_pg": {"form": "V", "scale": "sq", "delta_r": "advantage", "step": "optimistic", "optimism": 1.0,
+                      **_ONE_STEP},
 }
 
 DESCRIPTIONS = {
@@ -67,6 +78,10 @@ DESCRIPTIONS = {
     "sil_scale": "the self-imitation scale (y)_+ alone: V, e^x·(y)_+, no replay (not SIL)",
     "mla": "parametric scale mla(α_o=1, α_r=1) (the talk's max-likelihood point; α_r=½ matches ml to 2nd order)",
     "mdpo": "MDPO: V, sq, GAE advantage, penalty KL(π_θ‖π_old)/η_t, η_t = 1 − t/T annealed",
+    "npg": "natural PG: V, sq, GAE advantage, one natural step per batch (KL radius 0.01, CG)",
+    "trpo": "TRPO: npg's step, then a line search keeping KL ≤ 0.01 with an improved surrogate",
+    "grpo": "GRPO: V, ppo_clip(0.2), Δ_R = returns standardised within groups of the same state",
+    "optimistic_pg": "optimistic PG: V, sq, GAE advantage, Adam on g + (g − g_prev), one step per batch",
 }
 
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 import torch
 
 DELTA_O_CLAMP = 20.0
-DELTA_R_CHOICES = ("advantage", "q", "v", "return")
+DELTA_R_CHOICES = ("advantage", "q", "v", "return", "group")
 
 
 def delta_o(logp: torch.Tensor, behaviour_logp: torch.Tensor, *, on_policy: bool = False) -> torch.Tensor:
@@ -42,6 +42,7 @@ def delta_r(
     advantages: torch.Tensor | None = None,
     value_targets: torch.Tensor | None = None,
     returns: torch.Tensor | None = None,
+    group: torch.Tensor | None = None,
     q_sa: torch.Tensor | None = None,
     v_s: torch.Tensor | None = None,
     normalize: bool = False,
@@ -54,13 +55,17 @@ def delta_r(
     * ``"v"``: ``R̂ − v_θ(s)``, the raw advantage with a learned state baseline
       (``G_t − V(s)`` at λ = 1; our addition, for ``reinforce_baseline``);
     * ``"return"``: ``G_t``, the discounted return-to-go to the end of the episode,
-      no baseline and no bootstrap (our addition, for ``reinforce``).
+      no baseline and no bootstrap (our addition, for ``reinforce``);
+    * ``"group"``: GRPO's group-relative signal, ``G_t`` standardised among the samples of the
+      same state (computed over the whole batch, before minibatches).
 
     ``normalize`` standardises over the (minibatch) valid entries; ``UpdateRule.validate``
     rejects it with ``"advantage"`` (already standardised) and with form P (it biases P).
     """
     if kind == "advantage":
         return advantages.detach()
+    if kind == "group":
+        return group.detach()
     if kind == "q":
         out = value_targets - q_sa.detach()
     elif kind == "v":

@@ -22,11 +22,13 @@ Example::
 from __future__ import annotations
 
 import dataclasses
+import math
 
 from pgu_rllib.core.forms import FORMS
 from pgu_rllib.core.qreading import PARAMETERISATIONS, check_tau
 from pgu_rllib.core.scales import SCALE_NAMES, SCALE_PARAMS, make_scale
 from pgu_rllib.core.signals import DELTA_R_CHOICES
+from pgu_rllib.core.steps import STEPS
 
 KL_DIRECTIONS = ("old_new", "new_old")
 KL_SCHEDULES = ("adaptive", "fixed", "mdpo")
@@ -42,6 +44,7 @@ _NOT_PGPB = {
     "advantage": "E[U] = (τ/σ)∇J − τ²∇H (σ the advantage's std before RLlib standardised it; an entropy penalty)",
     "v": "E[U] = τ∇J − τ²∇H (an entropy penalty)",
     "return": "E[U] = τ∇J − τ²∇H (an entropy penalty)",
+    "group": "E[U] = (τ/σ)∇J − τ²∇H (σ the within-group std of the reward; an entropy penalty)",
 }
 
 
@@ -69,6 +72,14 @@ class UpdateRule:
                              KL_DIRECTIONS)
     kl_schedule: str = _key("adaptive", "its coefficient: RLlib's adaptive rule, fixed at kl_coeff, or "
                             f"MDPO's kl_coeff/η_t with η_t = max(1 − t/T, {MDPO_ETA_MIN})", KL_SCHEDULES)
+    step: str = _key("first_order", "how the surrogate's gradient moves the policy: the optimiser, a natural "
+                     "step, a trust-region step, or the optimistic (extrapolated) gradient", STEPS)
+    max_kl: float = _key(0.01, "natural and trust_region: the KL radius δ of a step", "> 0")
+    cg_iters: int = _key(10, "natural and trust_region: conjugate-gradient iterations for F⁻¹g", "an integer ≥ 1")
+    cg_damping: float = _key(0.01, "natural and trust_region: F + damping·I", "≥ 0")
+    line_search_steps: int = _key(10, "trust_region: backtracking steps (β = ½) before giving up the step",
+                                  "an integer ≥ 1")
+    optimism: float = _key(1.0, "optimistic: g + c·(g − g_prev); c = 0 is first_order", "≥ 0")
 
     @classmethod
     def keys(cls) -> tuple[str, ...]:
@@ -94,9 +105,15 @@ class UpdateRule:
             raise ValueError(f"normalize_delta_r={self.normalize_delta_r!r} is not allowed; allowed: true, false")
         check_tau(self.tau)
         make_scale(self.scale, **self.scale_params())
-        if self.normalize_delta_r and self.delta_r == "advantage":
-            raise ValueError("normalize_delta_r=true with delta_r='advantage' is not allowed: RLlib already "
-                             "standardised the advantage over the batch")
+        for key, ok in (("max_kl", _positive(self.max_kl)), ("cg_damping", _non_negative(self.cg_damping)),
+                        ("optimism", _non_negative(self.optimism)), ("cg_iters", _count(self.cg_iters)),
+                        ("line_search_steps", _count(self.line_search_steps))):
+            if not ok:
+                allowed = dataclasses.fields(self)[[f.name for f in dataclasses.fields(self)].index(key)]
+                raise ValueError(f"{key}={getattr(self, key)!r} is not allowed; allowed: {allowed.metadata['allowed']}")
+        if self.normalize_delta_r and self.delta_r in ("advantage", "group"):
+            raise ValueError(f"normalize_delta_r=true with delta_r={self.delta_r!r} is not allowed: it is already "
+                             f"standardised ({'by RLlib over the batch' if self.delta_r == 'advantage' else 'within each group'})")
         if self.form == "P" and self.delta_r != "q":
             raise ValueError(f"form='P' with delta_r={self.delta_r!r} is not PGPB: {_NOT_PGPB[self.delta_r]}; "
                              f"form P needs delta_r='q' and normalize_delta_r=false")
@@ -108,6 +125,22 @@ class UpdateRule:
     def scale_fn(self):
         """The scale function ``f(Δ_O, Δ_R)`` of this rule."""
         return make_scale(self.scale, **self.scale_params())
+
+
+def _number(v) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+
+
+def _positive(v) -> bool:
+    return _number(v) and v > 0
+
+
+def _non_negative(v) -> bool:
+    return _number(v) and v >= 0
+
+
+def _count(v) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool) and v >= 1
 
 
 KEYS = UpdateRule.keys()

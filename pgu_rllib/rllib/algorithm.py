@@ -127,6 +127,10 @@ class PGUConfig(PPOConfig):
         if needs_budget and not (isinstance(self.pgu_budget, int) and self.pgu_budget > 0):
             self._value_error(f"{needs_budget[0]} needs pgu_budget, the run's env steps (a positive integer); "
                               f"got {self.pgu_budget!r}")
+        if self.delta_r == "group" and int((self.env_config or {}).get("group_size", 1)) < 2:
+            self._value_error("delta_r='group' (GRPO) needs several actions sampled for each state: an env that "
+                              "takes group_size >= 2 in env_config (the bandit: --set "
+                              "'env_config={n_actions: 8, group_size: 8}'); the other tasks cannot")
         if self.lr_anneal and not isinstance(self.lr, (int, float)):
             self._value_error(f"lr_anneal=true needs a number lr, got {self.lr!r}")
 

@@ -19,7 +19,9 @@ from ray.rllib.core.columns import Columns
 from ray.rllib.utils.numpy import convert_to_numpy
 from ray.rllib.utils.postprocessing.value_predictions import compute_value_targets
 
-from pgu_rllib.rllib.keys import RETURNS
+from pgu_rllib.rllib.keys import GROUP, RETURNS
+
+GROUP_STD_FLOOR = 1e-4
 
 
 def discounted_returns(rewards, terminateds, truncateds, gamma: float) -> np.ndarray:
@@ -31,21 +33,43 @@ def discounted_returns(rewards, terminateds, truncateds, gamma: float) -> np.nda
                                  gamma=gamma, lambda_=1.0)
 
 
-class PGUAdvantageEstimation(GeneralAdvantageEstimation):
-    """GAE as RLlib computes it, then ``RETURNS`` for the modules in ``returns_for``."""
+def group_relative(returns: np.ndarray, obs: np.ndarray, valid: np.ndarray) -> np.ndarray:
+    """GRPO's signal: each valid sample's return standardised among the valid samples of the same
+    state (identical observation rows), (G − mean)/max(std, 1e-4); 0 for a state seen once."""
+    out = np.zeros_like(returns, dtype=np.float32)
+    idx = np.flatnonzero(valid)
+    _, group = np.unique(obs[idx].reshape(len(idx), -1), axis=0, return_inverse=True)
+    for g in np.unique(group):
+        members = idx[group == g]
+        values = returns[members]
+        out[members] = (values - values.mean()) / max(float(values.std()), GROUP_STD_FLOOR)
+    return out
 
-    def __init__(self, *args, returns_for: frozenset = frozenset(), **kwargs):
+
+class PGUAdvantageEstimation(GeneralAdvantageEstimation):
+    """GAE as RLlib computes it, then ``RETURNS`` for the modules in ``returns_for`` and ``GROUP``
+    (returns standardised within groups of the same state, over the whole batch) for those in
+    ``groups_for``."""
+
+    def __init__(self, *args, returns_for: frozenset = frozenset(), groups_for: frozenset = frozenset(), **kwargs):
         super().__init__(*args, **kwargs)
-        self.returns_for = returns_for
+        self.returns_for, self.groups_for = returns_for, groups_for
 
     def __call__(self, *, rl_module, episodes, batch, **kwargs):
         batch = super().__call__(rl_module=rl_module, episodes=episodes, batch=batch, **kwargs)
-        for module_id in self.returns_for & set(batch):
+        for module_id in (self.returns_for | self.groups_for) & set(batch):
             if rl_module[module_id].is_stateful():
-                raise ValueError("delta_r='return' does not support stateful (recurrent) modules")
+                raise ValueError("delta_r='return' and 'group' do not support stateful (recurrent) modules")
             columns = batch[module_id]
+            device = columns[Columns.ADVANTAGES].device
             returns = discounted_returns(*(convert_to_numpy(columns[c]) for c in
                                            (Columns.REWARDS, Columns.TERMINATEDS, Columns.TRUNCATEDS)),
                                          gamma=self.gamma)
-            columns[RETURNS] = torch.as_tensor(returns, device=columns[Columns.ADVANTAGES].device)
+            if module_id in self.returns_for:
+                columns[RETURNS] = torch.as_tensor(returns, device=device)
+            if module_id in self.groups_for:
+                mask = columns.get(Columns.LOSS_MASK)
+                valid = np.ones(len(returns), bool) if mask is None else convert_to_numpy(mask).astype(bool)
+                grouped = group_relative(returns, convert_to_numpy(columns[Columns.OBS]), valid)
+                columns[GROUP] = torch.as_tensor(grouped, device=device)
         return batch

@@ -14,6 +14,7 @@ EPISODE_RETURNS = "pgu_episode_returns"  # env-runner metric: each finished epis
 TUNE_OBJECTIVE = f"{PGU}/{OBJECTIVE}"  # the flattened key Tune and OptunaSearch use
 ENV_STEPS = "num_env_steps_sampled_lifetime"  # RLlib's top-level env-step count
 RETURNS = "pgu_returns"  # learner batch column: Monte-Carlo returns (delta_r="return")
+GROUP = "pgu_group_relative"  # learner batch column: returns standardised within groups of a state (delta_r="group")
 
 # learners/<module>/... (the learner's PGU metrics)
 DELTA_O_MEAN = "delta_o_mean"
@@ -21,4 +22,6 @@ DELTA_O_ABS_MAX = "delta_o_abs_max"  # max over the update's minibatches
 ABS_F_MEAN = "abs_f_mean"
 F_ZERO_FRAC = "f_zero_frac"
 SURROGATE_LOSS = "surrogate_loss"
+STEP_KL = "step_kl"  # natural / trust_region: KL(π_old‖π_new) of the accepted step on the minibatch
+LINE_SEARCH_BACKTRACKS = "line_search_backtracks"  # trust_region: j of the accepted β^j step (−1: none)
 LEARNER_METRICS = (DELTA_O_ABS_MAX, DELTA_O_MEAN, ABS_F_MEAN, F_ZERO_FRAC)  # what `pgu train --json` reports

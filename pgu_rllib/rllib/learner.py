@@ -39,6 +39,7 @@ from ray.rllib.utils.torch_utils import explained_variance
 from pgu_rllib.rllib._fast_update import FastUpdateMixin
 from pgu_rllib.rllib import keys
 from pgu_rllib.rllib.connectors import PGUAdvantageEstimation
+from pgu_rllib.rllib.steps import StepMixin
 from pgu_rllib.core.forms import expected_q_continuous, expected_q_discrete, surrogate
 from pgu_rllib.core.qreading import q_all_actions, q_soft
 from pgu_rllib.core.signals import check_finite, delta_o, delta_r
@@ -50,10 +51,12 @@ def mdpo_kl_coeff(kl_coeff: float, env_steps: int, budget: int) -> float:
     return kl_coeff / max(1.0 - env_steps / budget, MDPO_ETA_MIN)
 
 
-class PGUTorchLearner(FastUpdateMixin, PPOTorchLearner):
+class PGUTorchLearner(StepMixin, FastUpdateMixin, PPOTorchLearner):
     """A ``PPOTorchLearner`` whose policy loss is any member of the PGU family.
 
-    ``FastUpdateMixin`` gives it the same optimiser step with fewer host syncs (issue 6).
+    ``StepMixin`` turns the surrogate's gradient into the rule's ``step`` (natural, trust region,
+    optimistic; ``rllib/steps.py``); ``FastUpdateMixin`` gives the same optimiser step with fewer
+    host syncs (issue 6).
     """
 
     @override(PPOTorchLearner)
@@ -63,12 +66,15 @@ class PGUTorchLearner(FastUpdateMixin, PPOTorchLearner):
         self._pgu_step = 0
         # RLlib's GAE plus the Monte-Carlo return column for delta_r="return" (connectors.py).
         if self._learner_connector is not None and self.config.add_default_connectors_to_learner_pipeline:
-            needs = frozenset(mid for mid in self.module.keys()
-                              if self.config.get_config_for_module(mid).delta_r == "return")
-            if needs:
+            def wanting(kind):
+                return frozenset(mid for mid in self.module.keys()
+                                 if self.config.get_config_for_module(mid).delta_r == kind)
+
+            if wanting("return") or wanting("group"):
                 self._learner_connector.remove("GeneralAdvantageEstimation")
                 self._learner_connector.append(PGUAdvantageEstimation(
-                    gamma=self.config.gamma, lambda_=self.config.lambda_, returns_for=needs))
+                    gamma=self.config.gamma, lambda_=self.config.lambda_, returns_for=wanting("return"),
+                    groups_for=wanting("group")))
 
     def _rule_for(self, module_id, config, module):
         if module_id not in self._pgu_rules:
@@ -82,14 +88,11 @@ class PGUTorchLearner(FastUpdateMixin, PPOTorchLearner):
             self._pgu_rules[module_id] = (rule, rule.scale_fn(), discrete)
         return self._pgu_rules[module_id]
 
-    @override(PPOTorchLearner)
-    def compute_loss_for_module(
-        self, *, module_id: str, config, batch: Dict[str, Any], fwd_out: Dict[str, Any]
-    ):
+    def _pgu_terms(self, module_id, config, batch, fwd_out, *, first_pass: bool) -> dict:
+        """Every term of the loss for one module's minibatch. ``first_pass`` is the gradient pass (Δ_O
+        set to 0 with one step per batch); a trust-region line search re-evaluates with it False."""
         module = self.module[module_id].unwrapped()
         rule, scale_fn, discrete = self._rule_for(module_id, config, module)
-        self._pgu_step += 1
-
         mask = batch.get(Columns.LOSS_MASK)
         if mask is not None:
             num_valid = torch.sum(mask)
@@ -133,49 +136,61 @@ class PGUTorchLearner(FastUpdateMixin, PPOTorchLearner):
 
         # The two signals (spec §1) and the scale (spec §4).
         # One gradient step per batch (num_epochs 1, no minibatches): Δ_O ≡ 0 by construction.
-        one_step = config.num_epochs == 1 and not config.minibatch_size
+        one_step = first_pass and config.num_epochs == 1 and not config.minibatch_size
         x = delta_o(logp, batch[Columns.ACTION_LOGP], on_policy=one_step)
         y = delta_r(
             rule.delta_r,
             advantages=batch.get(Columns.ADVANTAGES),
             value_targets=batch.get(Columns.VALUE_TARGETS),
             returns=batch.get(keys.RETURNS),
+            group=batch.get(keys.GROUP),
             q_sa=q_sa,
             v_s=values,
             normalize=rule.normalize_delta_r,
             mask=mask,
         )
-        check_finite("delta_o", x, module_id=module_id, step=self._pgu_step)
-        check_finite("delta_r", y, module_id=module_id, step=self._pgu_step)
+        if first_pass:
+            check_finite("delta_o", x, module_id=module_id, step=self._pgu_step)
+            check_finite("delta_r", y, module_id=module_id, step=self._pgu_step)
         f = scale_fn(x, y)
         surr = surrogate(rule.form, f, logp=logp, q_sa=q_sa, expected_q=expected_q, tau=rule.tau)
 
         if config.use_critic:
             vf_loss = torch.pow(values - batch[Columns.VALUE_TARGETS], 2.0)
             vf_loss_clipped = torch.clamp(vf_loss, 0, config.vf_clip_param)
-            mean_vf_loss = masked_mean(vf_loss_clipped)
-            mean_vf_unclipped_loss = masked_mean(vf_loss)
         else:
-            zero = torch.tensor(0.0, device=logp.device)
-            values = vf_loss_clipped = mean_vf_loss = mean_vf_unclipped_loss = zero
+            values = vf_loss = vf_loss_clipped = torch.zeros_like(logp)
 
         entropy_coeff = self.entropy_coeff_schedulers_per_module[module_id].get_current_value()
-        total_loss = masked_mean(surr + config.vf_loss_coeff * vf_loss_clipped - entropy_coeff * entropy)
+        policy_loss = masked_mean(surr - entropy_coeff * entropy)
         if config.use_kl_loss:
-            total_loss += self.curr_kl_coeffs_per_module[module_id] * mean_kl_loss
+            policy_loss = policy_loss + self.curr_kl_coeffs_per_module[module_id] * mean_kl_loss
+        mean_vf_loss = masked_mean(vf_loss_clipped)
+        return {"total": policy_loss + config.vf_loss_coeff * mean_vf_loss, "policy": policy_loss,
+                "surr": surr, "x": x, "f": f, "entropy": entropy, "mean_kl_loss": mean_kl_loss, "values": values,
+                "mean_vf_loss": mean_vf_loss, "vf_loss": vf_loss, "logits": logits, "mask": mask,
+                "masked_mean": masked_mean}
 
-        surrogate_loss = masked_mean(surr)
-        abs_f = f.abs()
+    @override(PPOTorchLearner)
+    def compute_loss_for_module(
+        self, *, module_id: str, config, batch: Dict[str, Any], fwd_out: Dict[str, Any]
+    ):
+        self._pgu_step += 1
+        t = self._pgu_terms(module_id, config, batch, fwd_out, first_pass=True)
+        self.remember_for_step(module_id, config, batch, t)
+        masked_mean, x, mask = t["masked_mean"], t["x"], t["mask"]
+        surrogate_loss = masked_mean(t["surr"])
+        abs_f = t["f"].abs()
         self.metrics.log_dict(
             {
                 POLICY_LOSS_KEY: surrogate_loss,
-                VF_LOSS_KEY: mean_vf_loss,
-                LEARNER_RESULTS_VF_LOSS_UNCLIPPED_KEY: mean_vf_unclipped_loss,
+                VF_LOSS_KEY: t["mean_vf_loss"],
+                LEARNER_RESULTS_VF_LOSS_UNCLIPPED_KEY: masked_mean(t["vf_loss"]),
                 LEARNER_RESULTS_VF_EXPLAINED_VAR_KEY: explained_variance(
-                    batch[Columns.VALUE_TARGETS], values
+                    batch[Columns.VALUE_TARGETS], t["values"]
                 ),
-                ENTROPY_KEY: masked_mean(entropy),
-                LEARNER_RESULTS_KL_KEY: mean_kl_loss,
+                ENTROPY_KEY: masked_mean(t["entropy"]),
+                LEARNER_RESULTS_KL_KEY: t["mean_kl_loss"],
                 keys.SURROGATE_LOSS: surrogate_loss,
                 keys.DELTA_O_MEAN: masked_mean(x),
                 keys.ABS_F_MEAN: masked_mean(abs_f),
@@ -188,7 +203,7 @@ class PGUTorchLearner(FastUpdateMixin, PPOTorchLearner):
         self.metrics.log_value((module_id, keys.DELTA_O_ABS_MAX),
                                torch.max(torch.where(mask, x.abs(), 0.0)) if mask is not None else x.abs().max(),
                                reduce="max")
-        return total_loss
+        return t["total"]
 
     @override(PPOTorchLearner)
     def before_gradient_based_update(self, *, timesteps) -> None:

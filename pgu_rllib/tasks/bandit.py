@@ -6,7 +6,9 @@
   ``φ_θ(x) = (θ₀x₀, θ₁x₁) + θ − θ*`` and ``θ* = (1, 1)``, so ``φ_θ*(x) = x``;
 * reward ~ Bernoulli(r̄(x, a)); every episode is one step (terminated);
 * ``info["expected_rewards"]`` holds ``r̄(x, ·)`` for every action, so regret is exact:
-  ``info["regret"] = max_u r̄(x, u) − r̄(x, a)``.
+  ``info["regret"] = max_u r̄(x, u) − r̄(x, a)``;
+* ``group_size`` G (default 1): the same context for G consecutive episodes, so G actions are
+  sampled for one state (GRPO's groups, ``delta_r="group"``).
 
 The model, ``q_θ(x, a) = ⟨φ_θ(x), ψ(a)⟩`` (two parameters), is misspecified on purpose:
 no θ makes ``q_θ`` equal ``r̄``, yet the greedy policy at ``θ = θ*`` is optimal.
@@ -66,6 +68,10 @@ class UnitCircleBandit(gym.Env):
         self.n_actions = int(n_actions or config.get("n_actions", 8))
         if self.n_actions < 2:
             raise ValueError(f"n_actions={self.n_actions} is out of range; allowed: an integer >= 2")
+        self.group_size = int(config.get("group_size", 1))
+        if self.group_size < 1:
+            raise ValueError(f"group_size={self.group_size} is out of range; allowed: an integer >= 1")
+        self._episodes = 0
         self.observation_space = gym.spaces.Box(-np.inf, np.inf, shape=(2,), dtype=np.float32)
         self.action_space = gym.spaces.Discrete(self.n_actions)
         self._x = np.zeros(2)
@@ -75,7 +81,11 @@ class UnitCircleBandit(gym.Env):
 
     def reset(self, *, seed=None, options=None):
         super().reset(seed=seed)
-        self._x = self.np_random.standard_normal(2)
+        if seed is not None:
+            self._episodes = 0
+        if self._episodes % self.group_size == 0:  # a new context every group_size episodes
+            self._x = self.np_random.standard_normal(2)
+        self._episodes += 1
         return self._x.astype(np.float32), self._info()
 
     def step(self, action):
