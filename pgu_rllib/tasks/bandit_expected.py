@@ -7,7 +7,8 @@ contexts x ~ N(0, I₂) a product Gauss–Hermite rule (``points`` per axis; the
 smooth, 24 points agree with 48 to ~1e-10). It runs the rule through the library's own
 ``delta_r``/``make_scale``/``surrogate``, with the module's V(x) = E_π[q_θ(x,·)] and R̂ = r.
 Standardisation (``delta_r="advantage"``, ``normalize_delta_r``) uses the population mean and
-std, the limit of RLlib's per-batch standardisation.
+std, the limit of RLlib's per-batch standardisation; ``delta_r="group"`` (GRPO) standardises per
+context, the limit of large groups.
 
 ``fixed_point(rule)`` follows θ' = E[U](θ) from θ = 0 (the recipe's start) until
 ‖E[U]‖ < 1e-9 and reports where it converges, the greedy policy's expected reward there, the
@@ -67,10 +68,15 @@ def expected_update(theta, rule, *, n_actions: int = N_ACTIONS, grid=None) -> np
     shape = weight.shape
     rhat = r.expand(shape)
     q_sa = q.unsqueeze(-1).expand(shape)
-    advantages = None
+    advantages = group = None
     if rule.delta_r == "advantage":
         advantages = _standardize(rhat - value.unsqueeze(-1), weight)
-    y = delta_r_of(rule.delta_r, advantages=advantages, value_targets=rhat, returns=rhat, q_sa=q_sa,
+    if rule.delta_r == "group":  # per context: the limit of GRPO's groups as they grow
+        per_x = weight / weight.sum((1, 2), keepdim=True)
+        mean = (per_x * rhat).sum((1, 2), keepdim=True)
+        std = ((per_x * (rhat - mean) ** 2).sum((1, 2), keepdim=True)).sqrt()
+        group = (rhat - mean) / std.clamp_min(1e-4)
+    y = delta_r_of(rule.delta_r, advantages=advantages, value_targets=rhat, returns=rhat, group=group, q_sa=q_sa,
                    v_s=value.unsqueeze(-1).expand(shape), normalize=False)
     if rule.normalize_delta_r:
         y = _standardize(y, weight)
