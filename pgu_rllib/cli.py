@@ -148,7 +148,9 @@ def cmd_search(args) -> int:
                          env_steps=args.env_steps, seed=args.seed, registry=args.registry,
                          storage_path=args.storage_path, name=args.name, resume=args.resume,
                          gpus_per_trial=args.gpus_per_trial, top_k=args.top_k,
-                         selection_seeds=args.selection_seeds, test_seeds=args.test_seeds)
+                         selection_seeds=args.selection_seeds, test_seeds=args.test_seeds,
+                         seeds_per_trial=args.seeds_per_trial, pruner=args.pruner, sampler=args.sampler,
+                         scheduler=args.scheduler)
     if summary["status"] != "complete":  # interrupted (Ctrl-C, SIGTERM): resumable, exit like SIGINT does
         print(f"pgu: search {summary['name']} interrupted during {summary['phase']}; continue it with the same "
               f"command and --resume", file=sys.stderr)
@@ -319,6 +321,16 @@ def build_parser() -> argparse.ArgumentParser:
                    help="seeds the top-k are re-trained on; the winner is chosen there")
     p.add_argument("--test-seeds", type=_positive_int, default=5,
                    help="seeds only the winner is re-trained on: the reported scores")
+    p.add_argument("--seeds-per-trial", type=_positive_int, default=1,
+                   help="train each trial on k seeds (the same k for every trial) and score their mean")
+    p.add_argument("--pruner", choices=["asha", "wilcoxon", "none"], default="asha",
+                   help="stop weak trials early: successive halving on env steps, a paired Wilcoxon test of "
+                        "per-seed scores against the best finished trial (needs --seeds-per-trial >= 4), or never")
+    p.add_argument("--sampler", choices=["tpe", "random", "cmaes", "gp"], default="tpe",
+                   help="Optuna's sampler of the next configuration")
+    p.add_argument("--scheduler", choices=["pbt", "pb2"],
+                   help="population-based training: the space's 'mutable' keys change during training "
+                        "(replaces the pruner; the winner's schedule is stored and replayed)")
     p.add_argument("--json", action="store_true", help="end stdout with one JSON summary line")
     p.set_defaults(fn=cmd_search)
 

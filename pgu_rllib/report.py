@@ -1,7 +1,8 @@
 """``report``: one HTML page with PNG plots for a search, from the registry alone.
 
 Plots: learning curves of the top trials; α_o × α_r coloured by score; score by form ×
-scale; Optuna's parameter importances (fANOVA); selection scores of the top-k (winner marked) and the winner's test scores.
+scale; Optuna's parameter importances (fANOVA); selection scores of the top-k (winner marked) and the
+winner's test scores; a population search's schedules of its mutable keys, the winner's lineage marked.
 
 Example::
 
@@ -102,6 +103,30 @@ def plot_form_scale(trials, path, defaults):
     _finish(fig, path)
 
 
+def plot_schedules(trials, winner_params, path, budget):
+    """A population search's schedules (the mutable keys over env steps), the winner's lineage in red."""
+    scheduled = [t for t in trials if t["params"].get("pgu_schedule")]
+    keys = sorted({k for t in scheduled for _, values in t["params"]["pgu_schedule"] for k in values})
+    fig, axes = plt.subplots(1, max(1, len(keys)), figsize=(FIGSIZE[0] * max(1, len(keys)) / 1.5, FIGSIZE[1]),
+                             squeeze=False)
+    if not keys:
+        _message(axes[0][0], "no schedule: this search did not use --scheduler pbt|pb2")
+    for ax, key in zip(axes[0], keys):
+        for t in scheduled:
+            points = [(s, v[key]) for s, v in t["params"]["pgu_schedule"] if key in v]
+            xs = [p[0] for p in points] + [budget]
+            ys = [p[1] for p in points] + [points[-1][1]]
+            win = winner_params is not None and t["params"].get("pgu_schedule") == winner_params.get("pgu_schedule")
+            ax.step(xs, ys, where="post", color="tab:red" if win else "tab:gray", lw=2.5 if win else 1,
+                    alpha=1 if win else 0.6, zorder=3 if win else 2)
+        ax.set_xlabel("env steps")
+        ax.set_ylabel(key)
+        ax.set_yscale("log" if key == "lr" else "linear")
+        ax.grid(alpha=0.3)
+    axes[0][0].set_title("schedules of the population (winner's lineage red)")
+    _finish(fig, path)
+
+
 def plot_importances(storage_url, study_name, path):
     import optuna
 
@@ -169,6 +194,7 @@ def report(name: str, out: str | pathlib.Path, registry: str = DEFAULT_URL) -> p
         "form_scale.png": ("Score by form × scale", lambda p: plot_form_scale(trials, p, defaults)),
         "importances.png": ("Parameter importances", lambda p: plot_importances(absolute_sqlite(reg.url), name, p)),
         "evaluations.png": ("Selection and test seeds", lambda p: plot_evaluations(evaluations, winner, p)),
+        "schedules.png": ("Schedules (PBT/PB2)", lambda p: plot_schedules(trials, winner, p, settings["env_steps"])),
     }
     for filename, (_, draw) in plots.items():
         draw(out / filename)
@@ -187,7 +213,8 @@ def report(name: str, out: str | pathlib.Path, registry: str = DEFAULT_URL) -> p
                      f"<table>{rows}</table>")
     trial_rows = "".join(
         f"<tr><td>{esc(t['tune_trial_id'])}</td><td>{_score(t['score'])}</td>"
-        f"<td>{t['env_steps']:,}</td><td>{esc(t['status'])}</td><td>{esc(json.dumps(t['params']))}</td></tr>"
+        f"<td>{t['env_steps']:,}</td><td>{esc(t['status'])}</td>"
+        f"<td>{esc(json.dumps({k: v for k, v in t['params'].items() if k != 'pgu_schedule'}))}</td></tr>"
         for t in sorted(trials, key=lambda t: -(t["score"] if t["score"] is not None else -1e300)))
     figures = "".join(f'<figure><img src="{f}" alt="{esc(title)}"><figcaption>{esc(title)}</figcaption></figure>'
                       for f, (title, _) in plots.items())

@@ -31,7 +31,11 @@ from pgu_rllib.rllib.learner import PGUTorchLearner
 from pgu_rllib.rllib.ray_session import quiet_logs
 from pgu_rllib.core.update_rule import KEYS, UpdateRule
 
-RUN_KEYS = ("pgu_task", "pgu_budget", "lr_anneal", "log_std_init")
+RUN_KEYS = ("pgu_task", "pgu_budget", "lr_anneal", "log_std_init", "pgu_schedule")
+# Keys a population-based search may change during training, and a schedule may set: the learner
+# reads them at every update (PGUTorchLearner.set_rule_values).
+MUTABLE_KEYS = ("alpha_o", "alpha_r", "epsilon", "max_kl", "optimism", "cg_damping", "lr", "entropy_coeff",
+                "vf_loss_coeff", "grad_clip", "kl_coeff")
 require(PPOConfig, ("_model_config_auto_includes",), "passing τ to the logit modules")
 
 
@@ -83,6 +87,7 @@ class PGUConfig(PPOConfig):
         self.pgu_budget = None  # env steps of this run, set by Task.configure
         self.lr_anneal = False
         self.log_std_init = None
+        self.pgu_schedule = None  # [[env steps, {mutable key: value}], ...]: values put in effect on the way
         if patches_enabled():
             self.env_runner_cls = PGUEnvRunner  # RLlib's runner minus per-step connector timers
 
@@ -131,6 +136,8 @@ class PGUConfig(PPOConfig):
             self._value_error("delta_r='group' (GRPO) needs several actions sampled for each state: an env that "
                               "takes group_size >= 2 in env_config (the bandit: --set "
                               "'env_config={n_actions: 8, group_size: 8}'); the other tasks cannot")
+        if self.pgu_schedule is not None:
+            _check_schedule(self.pgu_schedule, self._value_error)
         if self.lr_anneal and not isinstance(self.lr, (int, float)):
             self._value_error(f"lr_anneal=true needs a number lr, got {self.lr!r}")
 
@@ -138,12 +145,38 @@ class PGUConfig(PPOConfig):
         return PGUTorchLearner
 
 
+def _check_schedule(schedule, error) -> None:
+    ok = isinstance(schedule, list) and all(
+        isinstance(e, (list, tuple)) and len(e) == 2 and isinstance(e[0], int) and e[0] >= 0
+        and isinstance(e[1], dict) and set(e[1]) <= set(MUTABLE_KEYS) for e in schedule)
+    if not ok or [e[0] for e in schedule] != sorted(e[0] for e in schedule):
+        error(f"pgu_schedule={schedule!r} is not allowed; allowed: a list of [env steps, {{key: value}}] in "
+              f"increasing env steps, with keys among {', '.join(MUTABLE_KEYS)}")
+
+
 class PGU(PPO):
-    """PPO with the PGU learner; Tune dicts merge into ``PGUConfig``."""
+    """PPO with the PGU learner; Tune dicts merge into ``PGUConfig``. A ``pgu_schedule`` is replayed:
+    each entry's values are put in effect before the first iteration that starts at or after its
+    env steps."""
 
     def __init__(self, *args, **kwargs):
         quiet_logs()  # in the trial's own process, before Tune's and RLlib's start-up lines
+        self._schedule_done = 0
         super().__init__(*args, **kwargs)
+
+    def training_step(self) -> None:
+        schedule = self.config.pgu_schedule or []
+        if self._schedule_done < len(schedule):
+            from ray.rllib.utils.metrics import ENV_RUNNER_RESULTS, NUM_ENV_STEPS_SAMPLED_LIFETIME
+
+            steps = self.metrics.peek((ENV_RUNNER_RESULTS, NUM_ENV_STEPS_SAMPLED_LIFETIME), default=0)
+            due = {}
+            while self._schedule_done < len(schedule) and schedule[self._schedule_done][0] <= steps:
+                due.update(schedule[self._schedule_done][1])
+                self._schedule_done += 1
+            if due:
+                self.learner_group.foreach_learner(lambda learner: learner.set_rule_values(due))
+        return super().training_step()
 
     @classmethod
     def get_default_config(cls) -> PGUConfig:

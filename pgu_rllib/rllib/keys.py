@@ -24,4 +24,5 @@ F_ZERO_FRAC = "f_zero_frac"
 SURROGATE_LOSS = "surrogate_loss"
 STEP_KL = "step_kl"  # natural / trust_region: KL(π_old‖π_new) of the accepted step on the minibatch
 LINE_SEARCH_BACKTRACKS = "line_search_backtracks"  # trust_region: j of the accepted β^j step (−1: none)
+LOGGED_RULE_VALUES = ("alpha_o", "alpha_r", "epsilon", "max_kl", "optimism")  # logged as rule_<key>: the values in effect
 LEARNER_METRICS = (DELTA_O_ABS_MAX, DELTA_O_MEAN, ABS_F_MEAN, F_ZERO_FRAC)  # what `pgu train --json` reports

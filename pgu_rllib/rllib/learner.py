@@ -199,11 +199,41 @@ class PGUTorchLearner(StepMixin, FastUpdateMixin, PPOTorchLearner):
             key=module_id,
             window=1,
         )
+        rule = self._pgu_rules[module_id][0]
+        self.metrics.log_dict({f"rule_{k}": float(getattr(rule, k)) for k in keys.LOGGED_RULE_VALUES
+                               if getattr(rule, k) is not None}, key=module_id, window=1)
         # max over every minibatch of the update (a "max" Stats empties on each reduce)
         self.metrics.log_value((module_id, keys.DELTA_O_ABS_MAX),
                                torch.max(torch.where(mask, x.abs(), 0.0)) if mask is not None else x.abs().max(),
                                reduce="max")
         return t["total"]
+
+    def set_rule_values(self, values: dict) -> None:
+        """Put new values of mutable keys (``MUTABLE_KEYS``) in effect from the next update: the update
+        rule, the learning rate (its schedule), the entropy coefficient and the loss weights. Used by a
+        schedule's replay (``PGUConfig.pgu_schedule``)."""
+        from ray.rllib.utils.schedules.scheduler import Scheduler
+
+        config = self.config.copy(copy_frozen=False)
+        for key, value in values.items():
+            setattr(config, key, value)
+        config.validate()
+        config.freeze()
+        self.config = config
+        self._pgu_rules.clear()
+        for module_id in self.module.keys():
+            module_config = config.get_config_for_module(module_id)
+            if "entropy_coeff" in values:
+                self.entropy_coeff_schedulers_per_module[module_id] = Scheduler(
+                    module_config.entropy_coeff, framework="torch", device=self._device)
+            if "lr" in values:
+                lr = module_config.lr
+                if module_config.lr_anneal:
+                    lr = [[0, float(lr)], [int(module_config.pgu_budget), 0.0]]
+                for name in self._module_optimizers[module_id]:
+                    optimizer = self._named_optimizers[name]
+                    if optimizer in self._optimizer_lr_schedules:
+                        self._optimizer_lr_schedules[optimizer] = Scheduler(lr, framework="torch", device=self._device)
 
     @override(PPOTorchLearner)
     def before_gradient_based_update(self, *, timesteps) -> None:

@@ -99,14 +99,22 @@ class BudgetOrFinished(tune.Stopper):
 
 
 class TrialSpace:
-    """Optuna define-by-run: the YAML space, plus a tuning seed per trial (base + trial number)."""
+    """Optuna define-by-run: the YAML space, plus the tuning seeds: one per trial (base + trial number),
+    or, with ``seeds_per_trial`` k > 1, the same k seeds (base + j) for every trial (paired)."""
 
-    def __init__(self, space, seed_base: int):
-        self.space, self.seed_base = space, seed_base
+    def __init__(self, space, seed_base: int, seeds_per_trial: int = 1):
+        self.space, self.seed_base, self.seeds_per_trial = space, seed_base, seeds_per_trial
+
+    def __setstate__(self, state):  # searcher states pickled before seeds_per_trial existed
+        self.__dict__.update({"seeds_per_trial": 1, **state})
 
     def __call__(self, trial) -> dict:
         constants = self.space(trial)
-        constants.setdefault("seed", self.seed_base + trial.number)
+        if self.seeds_per_trial == 1:
+            constants.setdefault("seed", self.seed_base + trial.number)
+        else:
+            constants.setdefault("seed", self.seed_base)
+            constants.setdefault("pgu_seeds", [self.seed_base + j for j in range(self.seeds_per_trial)])
         return constants
 
 
@@ -164,9 +172,9 @@ class _Recorder(tune.Callback):
 class RecordTrials(_Recorder):
     """Writes one registry row per finished tuning trial and prints a progress line."""
 
-    def __init__(self, search_id: int, keys: set[str], total: int, budget: int, label: str):
+    def __init__(self, search_id: int, keys: set[str], total: int, budget: int, label: str, schedules=None):
         super().__init__(search_id, total, label)
-        self.keys, self.budget = keys, budget
+        self.keys, self.budget, self.schedules = keys, budget, schedules
         self._best, self._known = None, None
 
     def __getstate__(self):
@@ -187,6 +195,8 @@ class RecordTrials(_Recorder):
         if status == "complete" and steps < self.budget:
             status = "stopped_early"
         params = sampled_params(trial.config, self.keys)
+        if self.schedules is not None:  # a population member: the values its weights were trained with
+            params["pgu_schedule"] = self.schedules(trial.trial_id, trial.config)
         self._reg().record_trial(
             self.search_id, tune_trial_id=trial.trial_id, params=params, score=score, env_steps=steps,
             iterations=int(last.get("training_iteration", 0)), status=status, node_id=pgu.get(keys.NODE_ID),
@@ -195,8 +205,9 @@ class RecordTrials(_Recorder):
         self._done = len(self._reg().trials(self.search_id))  # a re-run replaces its error row
         if score is not None and status != "error" and (self._best is None or score > self._best):
             self._best = score
+        shown = {k: v for k, v in params.items() if k != "pgu_schedule"}
         self._line(f"trial {self._done}/{self.total} {status:<13} score {_fmt(score):>9} | best {_fmt(self._best):>9} "
-                   f"| {', '.join(f'{k}={_fmt(v)}' for k, v in params.items())}")
+                   f"| {', '.join(f'{k}={_fmt(v)}' for k, v in shown.items())}")
 
     def on_trial_complete(self, iteration, trials, trial, **info):
         self._record(trial, "complete")

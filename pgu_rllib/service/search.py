@@ -41,6 +41,7 @@ from typing import Callable
 
 from pgu_rllib.core.errors import (InvalidArgument, MissingResources, NothingToResume, SearchExists, SearchFailed,
                                    SearchInterrupted)
+from pgu_rllib.service._schedulers import MIN_WILCOXON_SEEDS, SEEDS, MultiSeedPGU, WilcoxonScheduler
 from pgu_rllib.service.registry import DEFAULT_URL, REGISTRY_ENV, Phase, Registry, SearchStatus, optuna_storage
 from pgu_rllib.service.spaces import SearchSpace, load_space
 from pgu_rllib.core.stats import summarize
@@ -118,6 +119,27 @@ def check_name(name: str) -> str:
     return name
 
 
+PRUNERS = ("asha", "wilcoxon", "none")
+SAMPLERS = ("tpe", "random", "cmaes", "gp")
+SCHEDULERS = (None, "pbt", "pb2")
+
+
+def _check_population(run, sp) -> None:
+    if not sp.mutable:
+        raise InvalidArgument("scheduler", run.scheduler, f"pbt or pb2 with a space that has a 'mutable' section "
+                                                          f"({sp.name} has none)")
+    if run.seeds_per_trial != 1 or run.pruner != "asha":
+        raise InvalidArgument("scheduler", run.scheduler, "pbt or pb2 alone: it replaces the pruner, one seed a trial")
+    if run.scheduler == "pb2" and any(isinstance(v, dict) for v in sp.mutable.values()):
+        raise InvalidArgument("scheduler", run.scheduler, "pbt with a 'choice' among the mutable keys (pb2 needs ranges)")
+
+
+def _choice(param: str, value, allowed: tuple) -> str:
+    if value not in allowed:
+        raise InvalidArgument(param, value, ", ".join(allowed))
+    return value
+
+
 def _budget(task: Task, env_steps) -> int:
     if env_steps is None:
         return task.budget
@@ -158,6 +180,10 @@ class SearchRun:
     progress: Callable = _log
     space: SearchSpace | None = None
     trials: int = 0
+    seeds_per_trial: int = 1
+    pruner: str = "asha"
+    sampler: str = "tpe"
+    scheduler: str | None = None  # "pbt" | "pb2": a population, the space's mutable keys changed in training
     top_k: int = 0
     n_selection: int = 0
     n_test: int = 0
@@ -227,6 +253,7 @@ def search(task: str, space: str = "paper", trials: int = 12, *, max_concurrent:
            env_steps: int | None = None, seed: int = 0, registry: str = DEFAULT_URL,
            storage_path: str = DEFAULT_STORAGE, name: str | None = None, resume: bool = False,
            gpus_per_trial: float = 0.0, top_k: int = 3, selection_seeds: int = 3, test_seeds: int = 5,
+           seeds_per_trial: int = 1, pruner: str = "asha", sampler: str = "tpe", scheduler: str | None = None,
            progress=_log) -> dict:
     """Search ``space`` on ``task``: tune, select on selection seeds, test the winner on test seeds;
     store the winner in the registry and return a summary (``status`` is ``complete`` or
@@ -234,6 +261,17 @@ def search(task: str, space: str = "paper", trials: int = 12, *, max_concurrent:
 
     Everything is validated before anything is written: a bad argument raises a ``PGUError``
     (a ``ValueError``) naming it.
+
+    ``seeds_per_trial`` k > 1 trains every trial on the same k tuning seeds (1000·S + j) in one
+    process and scores it by their mean; ``pruner`` is ``asha`` (successive halving on env steps),
+    ``wilcoxon`` (a paired signed-rank test of the per-seed scores against the best finished trial,
+    k ≥ 4) or ``none``; ``sampler`` is Optuna's ``tpe``, ``random``, ``cmaes`` or ``gp``.
+
+    ``scheduler="pbt"`` or ``"pb2"`` (Ray Tune's) trains a population of ``trials`` drawn from the
+    space (the sampler's first draws) to the full budget; every tenth of the budget the weak quarter
+    copies a strong member and changes the space's ``mutable`` keys within their bounds. Each trial's
+    schedule of those values (its lineage) is stored with it, and the selection and test runs, ``export``
+    and ``pgu train --from-best`` replay the winner's schedule.
     """
     from pgu_rllib.tasks.training import build_config
 
@@ -246,7 +284,14 @@ def search(task: str, space: str = "paper", trials: int = 12, *, max_concurrent:
         gpus_per_trial=_gpus(gpus_per_trial), registry=_open_registry(registry),
         exp_dir=_storage(storage_path) / name, base_config={}, progress=progress,
         space=sp, trials=_count("trials", trials), top_k=_count("top_k", top_k),
+        seeds_per_trial=_count("seeds_per_trial", seeds_per_trial, 1, 20), pruner=_choice("pruner", pruner, PRUNERS),
+        sampler=_choice("sampler", sampler, SAMPLERS), scheduler=_choice("scheduler", scheduler, SCHEDULERS),
         n_selection=_count("selection_seeds", selection_seeds), n_test=_count("test_seeds", test_seeds))
+    if run.scheduler:
+        _check_population(run, sp)
+    if run.pruner == "wilcoxon" and run.seeds_per_trial < MIN_WILCOXON_SEEDS:
+        raise InvalidArgument("seeds_per_trial", run.seeds_per_trial,
+                              f"an integer >= {MIN_WILCOXON_SEEDS} with pruner='wilcoxon' (its smallest p-value is 2^-k)")
     sp.check(task, run.budget)
     _check_new_or_resume(run.registry, run.name, run.exp_dir, resume)
     base = build_config(task, sp.base_preset, {}, seed=0, budget=run.budget)
@@ -258,7 +303,8 @@ def search(task: str, space: str = "paper", trials: int = 12, *, max_concurrent:
                  "deletes; pass --storage-path and --registry on shared storage to keep the results")
 
     settings = {"trials": run.trials, "env_steps": run.budget, "seed": run.seed, "top_k": run.top_k,
-                "selection_seeds": run.n_selection, "test_seeds": run.n_test,
+                "selection_seeds": run.n_selection, "test_seeds": run.n_test, "seeds_per_trial": run.seeds_per_trial,
+                "pruner": run.pruner, "sampler": run.sampler, "scheduler": run.scheduler,
                 "gpus_per_trial": run.gpus_per_trial, "base_preset": sp.base_preset}
     t0 = time.time()
     _start(run, space_name=sp.name, space_yaml=sp.source, settings=settings, resume=resume)
@@ -377,7 +423,8 @@ def _finished(run: SearchRun) -> int:
 
 
 def _trial_steps(run: SearchRun) -> int:
-    return sum(t["env_steps"] for t in run.registry.trials(run.search_id))
+    """Env steps of the recorded trials, over all their seeds."""
+    return run.seeds_per_trial * sum(t["env_steps"] for t in run.registry.trials(run.search_id))
 
 
 def _fit(run: SearchRun, tuner, phase: str):
@@ -387,40 +434,119 @@ def _fit(run: SearchRun, tuner, phase: str):
     return results
 
 
-def _new_tuner(run: SearchRun, n: int):
+def _sampler(run: SearchRun):
     import optuna
-    from ray import tune
-    from ray.tune.schedulers import ASHAScheduler
 
-    from pgu_rllib.service._tune_hooks import (OBJECTIVE, STEPS, BudgetOrFinished, RecordTrials,
-                                               ResumableOptunaSearch, TrialSpace, short_dirname)
-    from pgu_rllib.rllib.algorithm import PGU
+    startup = min(10, max(3, run.trials // 3))
+    seed = run.seed + _finished(run)  # a continued search does not replay the same draws
+    return {"tpe": lambda: optuna.samplers.TPESampler(seed=seed, n_startup_trials=startup),
+            "random": lambda: optuna.samplers.RandomSampler(seed=seed),
+            "cmaes": lambda: optuna.samplers.CmaEsSampler(seed=seed, n_startup_trials=startup,
+                                                          warn_independent_sampling=False),
+            "gp": lambda: optuna.samplers.GPSampler(seed=seed, n_startup_trials=startup)}[run.sampler]()
 
-    storage = optuna_storage(run.registry.url)
-    sampler = optuna.samplers.TPESampler(seed=run.seed + _finished(run),
-                                         n_startup_trials=min(10, max(3, run.trials // 3)))
-    searcher = ResumableOptunaSearch(space=TrialSpace(run.space, 1000 * run.seed), metric=OBJECTIVE, mode="max",
-                                     sampler=sampler, study_name=run.name, storage=storage)
+
+def _scheduler(run: SearchRun):
+    from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
+
+    from pgu_rllib.service._tune_hooks import STEPS
+
     # First rung: a ninth of the budget, but never before 3 training iterations (one iteration's
     # objective is noise: on the bandit it is the initial policy's score for every trial).
-    grace = max(run.budget // 9, 3 * int(run.base_config.get("_train_batch_size_per_learner") or 1))
-    scheduler = ASHAScheduler(time_attr=STEPS, max_t=run.budget, grace_period=min(grace, run.budget),
-                              reduction_factor=3)
+    grace = min(max(run.budget // 9, 3 * int(run.base_config.get("_train_batch_size_per_learner") or 1)), run.budget)
+    if run.pruner == "asha":
+        return ASHAScheduler(time_attr=STEPS, max_t=run.budget, grace_period=grace, reduction_factor=3)
+    if run.pruner == "wilcoxon":
+        return WilcoxonScheduler(grace_steps=grace)
+    return FIFOScheduler()
+
+
+def _new_tuner(run: SearchRun, n: int):
+    from ray import tune
+
+    from pgu_rllib.rllib.algorithm import PGU
+    from pgu_rllib.service._tune_hooks import (OBJECTIVE, BudgetOrFinished, RecordTrials, ResumableOptunaSearch,
+                                               TrialSpace, short_dirname)
+
+    searcher = ResumableOptunaSearch(space=TrialSpace(run.space, 1000 * run.seed, run.seeds_per_trial),
+                                     metric=OBJECTIVE, mode="max", sampler=_sampler(run), study_name=run.name,
+                                     storage=optuna_storage(run.registry.url))
+    trainable = PGU if run.seeds_per_trial == 1 else tune.with_resources(
+        MultiSeedPGU, {"cpu": 1, "gpu": run.gpus_per_trial})
+    keys_ = _space_keys(run.space.params) | {"seed"} | ({SEEDS} if run.seeds_per_trial > 1 else set())
     finished = _finished(run)
+    scheduler = _scheduler(run)
+    if run.scheduler:  # a population: its first draws from the space, then the scheduler explores
+        from ray.tune.search.basic_variant import BasicVariantGenerator
+
+        searcher = BasicVariantGenerator(points_to_evaluate=_first_draws(run, n))
+        scheduler = _population_scheduler(run)
+        keys_ |= set(run.space.mutable) | {"pgu_schedule"}
     return tune.Tuner(
-        PGU, param_space=run.base_config,
+        trainable, param_space=run.base_config,
         tune_config=tune.TuneConfig(metric=OBJECTIVE, mode="max", search_alg=searcher, scheduler=scheduler,
                                     num_samples=n, max_concurrent_trials=min(run.max_concurrent, n),
                                     trial_dirname_creator=short_dirname),
         run_config=tune.RunConfig(
             name=run.exp_dir.name if finished == 0 else f"{run.exp_dir.name}-more{finished}",
             storage_path=str(run.exp_dir.parent), stop=BudgetOrFinished(run.budget, run.search_id), verbose=0,
-            callbacks=[RecordTrials(run.search_id, _space_keys(run.space.params) | {"seed"}, run.trials,
-                                    run.budget, run.label)],
+            callbacks=[RecordTrials(run.search_id, keys_, run.trials, run.budget, run.label,
+                                    schedules=_schedule_reader(run) if run.scheduler else None)],
             # a trial whose worker dies (an infrastructure fault) is re-run from its start, twice at most;
             # only a trial that fails three times is recorded as the configuration's error
             failure_config=tune.FailureConfig(max_failures=FAILURE_RETRIES),
             checkpoint_config=tune.CheckpointConfig(checkpoint_at_end=False)))
+
+
+def _first_draws(run: SearchRun, n: int) -> list[dict]:
+    """``n`` configurations drawn from the space by the search's sampler (seeded), with the tuning seeds."""
+    import optuna
+
+    from pgu_rllib.service._tune_hooks import TrialSpace
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    study = optuna.create_study(sampler=_sampler(run), direction="maximize")
+    space = TrialSpace(run.space, 1000 * run.seed)
+    points = []
+    for i in range(n):
+        trial = study.ask()
+        constants = space(trial)  # suggests the parameters first
+        point = {**trial.params, **constants}
+        point["seed"] = 1000 * run.seed + _finished(run) + i
+        for key, spec in run.space.mutable.items():  # a mutable key starts inside its bounds
+            if key not in point:
+                point[key] = (trial.suggest_categorical(key, spec["choice"]) if isinstance(spec, dict)
+                              else trial.suggest_float(key, *spec))
+        study.tell(trial, 0.0)
+        points.append(point)
+    return points
+
+
+def _population_scheduler(run: SearchRun):
+    from ray import tune
+    from ray.tune.schedulers import PopulationBasedTraining
+    from ray.tune.schedulers.pb2 import PB2
+
+    from pgu_rllib.service._schedulers import clip_to_bounds
+    from pgu_rllib.service._tune_hooks import STEPS
+
+    batch = int(run.base_config.get("_train_batch_size_per_learner") or 1)
+    interval = max(batch, (run.budget // 10) // batch * batch)  # every tenth of the budget, whole iterations
+    bounds = {k: v for k, v in run.space.mutable.items() if not isinstance(v, dict)}
+    if run.scheduler == "pb2":
+        return PB2(time_attr=STEPS, perturbation_interval=interval, hyperparam_bounds=bounds, quantile_fraction=0.25,
+                   log_config=True, require_attrs=True)
+    mutations = {k: (v["choice"] if isinstance(v, dict) else tune.uniform(*v)) for k, v in run.space.mutable.items()}
+    return PopulationBasedTraining(time_attr=STEPS, perturbation_interval=interval, hyperparam_mutations=mutations,
+                                   quantile_fraction=0.25, resample_probability=0.25, log_config=True,
+                                   custom_explore_fn=clip_to_bounds(bounds), require_attrs=True)
+
+
+def _schedule_reader(run: SearchRun):
+    from pgu_rllib.service._schedulers import ScheduleReader
+
+    return ScheduleReader(str(run.exp_dir), sorted(run.space.mutable),
+                          int(run.base_config.get("_train_batch_size_per_learner") or 1))
 
 
 def _space_keys(params: dict) -> set[str]:
@@ -439,7 +565,7 @@ def _candidates(trials: list[dict], top_k: int, budget: int) -> list[dict]:
     pool = sorted(scored, key=lambda t: (t["env_steps"] < budget, -t["score"]))
     out, seen = [], set()
     for t in pool:
-        params = {k: v for k, v in t["params"].items() if k != "seed"}
+        params = {k: v for k, v in t["params"].items() if k not in ("seed", SEEDS)}
         key = json.dumps(params, sort_keys=True)
         if key not in seen:
             seen.add(key)
@@ -507,7 +633,10 @@ def _protocol(run: SearchRun) -> dict:
     out = {"budget_env_steps": run.budget, **run.task.protocol(),
            "test_seeds": test_seed_list(run.seed, run.n_test)}
     if run.space is not None:
-        out.update(tuning_seeds=tuning_seed_list(run.seed, run.trials), trials=run.trials, top_k=run.top_k,
+        tuning = (tuning_seed_list(run.seed, run.trials) if run.seeds_per_trial == 1
+                  else tuning_seed_list(run.seed, run.seeds_per_trial))  # k > 1: every trial, the same k seeds
+        out.update(tuning_seeds=tuning, trials=run.trials, top_k=run.top_k, seeds_per_trial=run.seeds_per_trial,
+                   pruner=run.pruner, sampler=run.sampler,
                    selection_seeds=selection_seed_list(run.seed, run.n_selection),
                    selection="highest mean on the selection seeds among the top-k by tuning score; "
                              "the test seeds are used for nothing but the reported scores")

@@ -4,6 +4,8 @@ Schema (``search_spaces/*.yaml``)::
 
     description: one line            # optional
     base_preset: ppo                 # optional: the preset the sampled keys override (default ppo)
+    mutable:                         # optional (--scheduler pbt|pb2): keys changed during training
+      alpha_r: [0.0, 2.0]            #   within [lo, hi]; PBT also takes {choice: [...]}
     params:                          # config key -> one distribution
       form:  {choice: [Q, V, P]}
       lr:    {loguniform: [1.0e-4, 3.0e-3]}
@@ -48,6 +50,7 @@ class SearchSpace:
     params: dict
     base_preset: str = "ppo"
     description: str = ""
+    mutable: dict = dataclasses.field(default_factory=dict)  # key -> [lo, hi] or {"choice": [...]}
 
     def __call__(self, trial) -> dict:
         """Optuna define-by-run: suggest every key; return the fixed ones as constants."""
@@ -70,7 +73,7 @@ class SearchSpace:
         can only sample valid ones, up to cross-key constraints between two ranges."""
         count = 0
         for end in (0, 1):
-            for point in _corners(self.params, end):
+            for point in _corners({**self.params, **{k: _as_spec(v) for k, v in self.mutable.items()}}, end):
                 yield point
                 count += 1
                 if count >= limit:
@@ -95,6 +98,10 @@ def _suggest(trial, params: dict) -> dict:
         if sub:
             constants.update(_suggest(trial, sub))
     return constants
+
+
+def _as_spec(mutable_spec) -> dict:
+    return mutable_spec if isinstance(mutable_spec, dict) else {"uniform": list(mutable_spec)}
 
 
 def _corners(params: dict, end: int):
@@ -153,10 +160,11 @@ def load_space(name_or_path: str, allowed_keys: set[str] | None = None) -> Searc
         raise ValueError(f"{where}: not valid YAML{at}: {getattr(err, 'problem', err)}") from None
     if not isinstance(doc, dict) or not isinstance(doc.get("params"), dict) or not doc["params"]:
         raise ValueError(f"{where}: expected a mapping with a non-empty 'params' mapping")
-    extra = sorted(set(doc) - {"params", "description", "base_preset"})
+    extra = sorted(set(doc) - {"params", "description", "base_preset", "mutable"})
     if extra:
         raise ValueError(f"{where}: unknown top-level key(s) {', '.join(extra)}; "
-                         f"allowed: params, description, base_preset")
+                         f"allowed: params, description, base_preset, mutable")
+    mutable = _check_mutable(where, doc.get("mutable") or {})
     if allowed_keys is None:
         from pgu_rllib.tasks.training import allowed_keys as _allowed
 
@@ -168,7 +176,21 @@ def load_space(name_or_path: str, allowed_keys: set[str] | None = None) -> Searc
         raise ValueError(f"{where}: base_preset {base!r} is unknown; known: {', '.join(PRESETS)}")
     _validate_params(where, doc["params"], allowed_keys, seen=set())
     return SearchSpace(name=path.name.rsplit(".", 1)[0], source=text, params=doc["params"], base_preset=base,
-                       description=str(doc.get("description", "")))
+                       description=str(doc.get("description", "")), mutable=mutable)
+
+
+def _check_mutable(where: str, mutable) -> dict:
+    from pgu_rllib.rllib.algorithm import MUTABLE_KEYS
+
+    if not isinstance(mutable, dict):
+        raise ValueError(f"{where}: mutable must be a mapping of key -> [lo, hi] or {{choice: [...]}}")
+    for key, spec in mutable.items():
+        if key not in MUTABLE_KEYS:
+            raise ValueError(f"{where}: mutable: {key!r} cannot change during training; allowed: {', '.join(MUTABLE_KEYS)}")
+        if isinstance(spec, dict) and set(spec) == {"choice"} and isinstance(spec["choice"], list) and spec["choice"]:
+            continue
+        _check_range(where, f"mutable: {key}", "range", spec)
+    return mutable
 
 
 def _validate_params(where: str, params, allowed: set[str], seen: set[str]) -> None:

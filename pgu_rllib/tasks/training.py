@@ -131,9 +131,14 @@ def train(task: str, preset: str = "ppo", overrides: dict | None = None, env_ste
 
 
 def learner_summary(result: dict) -> dict:
-    """The last iteration's PGU learner metrics (``keys.LEARNER_METRICS``) of the default module."""
+    """The last iteration's PGU learner metrics (``keys.LEARNER_METRICS``) of the default module, plus
+    the values in effect: the update rule's (``rule_<key>``) and the learning rate."""
     module = result.get("learners", {}).get("default_policy", {})
-    return {k: (float(module[k]) if k in module else None) for k in keys.LEARNER_METRICS}
+    out = {k: (float(module[k]) if k in module else None) for k in keys.LEARNER_METRICS}
+    out.update({k: float(v) for k, v in module.items() if k.startswith("rule_")})
+    if "default_optimizer_learning_rate" in module:
+        out["learning_rate"] = float(module["default_optimizer_learning_rate"])
+    return out
 
 
 def json_safe(obj):
