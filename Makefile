@@ -20,7 +20,7 @@ venv: $(BIN)/.installed
 # a `paper`-space search on the bandit (a few minutes on 2 cores), then the stored best.
 demo: $(BIN)/.installed
 	$(BIN)/pgu search --task bandit --space paper --trials 8 --max-concurrent 2 --env-steps 3000 \
-	    --heldout-seeds 3 --name demo-bandit-paper-$$(date +%Y%m%d-%H%M%S)
+	    --top-k 2 --selection-seeds 2 --test-seeds 3 --name demo-bandit-paper-$$(date +%Y%m%d-%H%M%S)
 	$(BIN)/pgu best --task bandit --space paper
 
 # The registry tests start a real PostgreSQL server: install Debian's package when it is missing.

@@ -10,9 +10,10 @@ stamp() { echo "# $(date -u +%FT%TZ)  commit $(git rev-parse --short HEAD)  $(np
 for grid in bandit_grid bandit_wide_grid; do
   [ -f "$OUT/$grid.json" ] || $PY benchmarks/search_efficiency.py --space "benchmarks/$grid.yaml" --tabulate
 done
-for b in "trial_throughput --rounds 3 --env-steps 10240" "sampling --rounds 5" "packing --iters 10 --rounds 4" \
-         "search_efficiency --seeds 20" "search_efficiency_wide --seeds 20" "learner_overhead --rounds 30" "profile_trial --iters 3 --top 25"; do
+for b in "trial_throughput --rounds 3 --env-steps 20480" "iteration_split --rounds 3 --iters 8" "sampling --rounds 5" "packing --iters 10 --rounds 4" \
+         "search_efficiency --seeds 20" "search_efficiency_wide --seeds 20" "learner_overhead --rounds 30" "learner_steps --rounds 20" "storage_rate --n 300 --rounds 3" "profile_trial --iters 3 --top 25"; do
   name=${b%% *}; args=${b#* }; script=$name
   [ "$name" = search_efficiency_wide ] && { script=search_efficiency; args="$args --space benchmarks/bandit_wide_grid.yaml"; }
+  [ "$name" = learner_steps ] && { script=learner_overhead; args="$args --steps"; }
   { stamp; $PY "benchmarks/$script.py" $args 2>"/tmp/bench_$name.err"; } | tee "$OUT/bench_$name.txt"
 done

@@ -100,16 +100,22 @@ def table() -> None:
     for form in FORMS:
         print(f"| {form} | τ {chosen[form]['tau']}, lr {chosen[form]['lr']} | {chosen[form]['tuning_area']:.3f} |")
     print()
-    print("| update | final greedy success (mean ± std, 5 seeds) | area under the greedy curve | seeds ≥ 0.98 at "
-          "the end | sampling policy's success, last 20 iterations |\n|---|---|---|---|---|")
+    from pgu_rllib.core.stats import summarize
+
+    print("| update | area under the greedy curve: mean, IQM [95% CI] | final greedy success (mean ± std) | "
+          "per-seed final | seeds ≥ 0.98 at the end | sampling policy's success, last 20 iterations |\n"
+          "|---|---|---|---|---|---|")
     rows = []
     for label, runs in _by_label(data["run"]["runs"]).items():
-        final = [np.mean(r["greedy_success"][-5:]) for r in runs]
-        area = np.mean([_area(r) for r in runs])
+        runs = sorted(runs, key=lambda r: r["seed"])
+        final = [float(np.mean(r["greedy_success"][-5:])) for r in runs]
+        areas = summarize([_area(r) for r in runs])
         sampling = [np.mean([v for v in r["episode_return_mean"][-20:] if v is not None]) for r in runs]
-        rows.append((area, f"| {label} | {np.mean(final):.3f} ± {np.std(final, ddof=1):.3f} | {area:.3f} | "
-                           f"{sum(f >= 0.98 for f in final)} of {len(final)} | "
-                           f"{np.mean(sampling):.2f} ± {np.std(sampling, ddof=1):.2f} |"))
+        lo, hi = areas["ci95"]
+        rows.append((areas["mean"], f"| {label} | {areas['mean']:.3f}, {areas['iqm']:.3f} [{lo:.2f}, {hi:.2f}] | "
+                                    f"{np.mean(final):.3f} ± {np.std(final, ddof=1):.3f} | "
+                                    f"{', '.join(f'{f:.2f}' for f in final)} | {sum(f >= 0.98 for f in final)} of "
+                                    f"{len(final)} | {np.mean(sampling):.2f} ± {np.std(sampling, ddof=1):.2f} |"))
     for _, line in sorted(rows, reverse=True):
         print(line)
 

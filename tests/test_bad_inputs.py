@@ -103,12 +103,12 @@ NAMES = ["../../../escaped", "a/b", "x" * 300, ".hidden", "", "bad name", "-dash
 
 REGISTRIES = {
     "not a url": "registry URL 'not a url' is malformed",
-    "nosuchdialect://x": "registry URL nosuchdialect://x cannot be used",
+    "nosuchdialect://x": "registry URL 'nosuchdialect://x' cannot be used",
     "sqlite:////proc/x/x.db": "registry sqlite:////proc/x/x.db is unreachable: /proc/x cannot be created",
     "postgresql://user:secret@127.0.0.1:1/db": "registry postgresql://user:***@127.0.0.1:1/db is unreachable",
-    "mysql://u:secret@127.0.0.1:1/db": "registry URL mysql://u:***@127.0.0.1:1/db cannot be used",
+    "mysql://u:secret@127.0.0.1:1/db": "registry URL 'mysql://u:***@127.0.0.1:1/db' cannot be used",
     "postgresql://user:secret@host:notaport/db": "registry URL 'postgresql://user:***@host:notaport/db' is malformed",
-    "postgresql+asyncpg://u:secret@127.0.0.1/db": "registry URL postgresql+asyncpg://u:***@127.0.0.1/db cannot be used",
+    "postgresql+asyncpg://u:secret@127.0.0.1/db": "registry URL 'postgresql+asyncpg://u:***@127.0.0.1/db' cannot be used",
 }
 
 

@@ -15,7 +15,8 @@ coefficient: ``fixed`` keeps ``kl_coeff``, ``mdpo`` uses ``kl_coeff/η_t`` with
 Logged per module (``learners/<module>/``): ``delta_o_mean``, ``delta_o_abs_max`` (max over
 the update's minibatches), ``abs_f_mean``, ``f_zero_frac`` and ``surrogate_loss`` (also
 under RLlib's ``policy_loss``). The optimiser step (global-norm
-clip, NaN guard, Adam) is RLlib's math with fused kernels (``_private/fast_torch_learner``).
+clip, NaN guard, Adam) is RLlib's math with fused kernels, and the epochs loop cuts its minibatches
+once (``_fast_update.py``).
 """
 from __future__ import annotations
 
@@ -36,7 +37,7 @@ from ray.rllib.utils.annotations import override
 from ray.rllib.utils.metrics import NUM_ENV_STEPS_SAMPLED_LIFETIME
 from ray.rllib.utils.torch_utils import explained_variance
 
-from pgu_rllib.rllib._fast_update import FastUpdateMixin
+from pgu_rllib.rllib._fast_update import FastUpdateMixin, LeanEpochsMixin
 from pgu_rllib.rllib import keys
 from pgu_rllib.rllib.connectors import PGUAdvantageEstimation
 from pgu_rllib.rllib.steps import StepMixin
@@ -51,12 +52,12 @@ def mdpo_kl_coeff(kl_coeff: float, env_steps: int, budget: int) -> float:
     return kl_coeff / max(1.0 - env_steps / budget, MDPO_ETA_MIN)
 
 
-class PGUTorchLearner(StepMixin, FastUpdateMixin, PPOTorchLearner):
+class PGUTorchLearner(StepMixin, LeanEpochsMixin, FastUpdateMixin, PPOTorchLearner):
     """A ``PPOTorchLearner`` whose policy loss is any member of the PGU family.
 
     ``StepMixin`` turns the surrogate's gradient into the rule's ``step`` (natural, trust region,
-    optimistic; ``rllib/steps.py``); ``FastUpdateMixin`` gives the same optimiser step with fewer
-    host syncs (issue 6).
+    optimistic; ``rllib/steps.py``); ``LeanEpochsMixin`` runs the epochs over pre-cut minibatches
+    and ``FastUpdateMixin`` the same optimiser step with fewer host syncs (issues 6 and 15).
     """
 
     @override(PPOTorchLearner)
@@ -64,6 +65,7 @@ class PGUTorchLearner(StepMixin, FastUpdateMixin, PPOTorchLearner):
         super().build()
         self._pgu_rules: Dict[str, tuple] = {}
         self._pgu_step = 0
+        self._delta_o_abs_max: Dict[str, torch.Tensor] = {}
         # RLlib's GAE plus the Monte-Carlo return column for delta_r="return" (connectors.py).
         if self._learner_connector is not None and self.config.add_default_connectors_to_learner_pipeline:
             def wanting(kind):
@@ -114,7 +116,12 @@ class PGUTorchLearner(StepMixin, FastUpdateMixin, PPOTorchLearner):
             mean_kl_loss = masked_mean(kl)
         else:
             mean_kl_loss = torch.tensor(0.0, device=logp.device)
-        entropy = curr_dist.entropy()
+        entropy_coeff = self.entropy_coeff_schedulers_per_module[module_id].get_current_value()
+        # H(π) enters the loss only with a non-zero coefficient (and P's continuous E[q]); a minibatch
+        # that is not logged (LeanEpochsMixin) skips it otherwise: −0·H changes no number.
+        no_bonus = isinstance(entropy_coeff, (int, float)) and entropy_coeff == 0
+        entropy = (None if no_bonus and not self.log_this_minibatch and not (rule.form == "P" and not discrete)
+                   else curr_dist.entropy())
 
         needs_value = rule.delta_r == "v" or (rule.parameterisation == "soft" and
                                                (rule.form == "Q" or rule.delta_r == "q"))
@@ -150,19 +157,20 @@ class PGUTorchLearner(StepMixin, FastUpdateMixin, PPOTorchLearner):
             mask=mask,
         )
         if first_pass:
-            check_finite("delta_o", x, module_id=module_id, step=self._pgu_step)
-            check_finite("delta_r", y, module_id=module_id, step=self._pgu_step)
+            if not bool(torch.isfinite(x).all() & torch.isfinite(y).all()):  # one host sync
+                check_finite("delta_o", x, module_id=module_id, step=self._pgu_step)
+                check_finite("delta_r", y, module_id=module_id, step=self._pgu_step)
         f = scale_fn(x, y)
         surr = surrogate(rule.form, f, logp=logp, q_sa=q_sa, expected_q=expected_q, tau=rule.tau)
 
         if config.use_critic:
             vf_loss = torch.pow(values - batch[Columns.VALUE_TARGETS], 2.0)
-            vf_loss_clipped = torch.clamp(vf_loss, 0, config.vf_clip_param)
+            vf_loss_clipped = (vf_loss if config.vf_clip_param == float("inf")  # the clamp is the identity
+                               else torch.clamp(vf_loss, 0, config.vf_clip_param))
         else:
             values = vf_loss = vf_loss_clipped = torch.zeros_like(logp)
 
-        entropy_coeff = self.entropy_coeff_schedulers_per_module[module_id].get_current_value()
-        policy_loss = masked_mean(surr - entropy_coeff * entropy)
+        policy_loss = masked_mean(surr if entropy is None else surr - entropy_coeff * entropy)
         if config.use_kl_loss:
             policy_loss = policy_loss + self.curr_kl_coeffs_per_module[module_id] * mean_kl_loss
         mean_vf_loss = masked_mean(vf_loss_clipped)
@@ -179,6 +187,12 @@ class PGUTorchLearner(StepMixin, FastUpdateMixin, PPOTorchLearner):
         t = self._pgu_terms(module_id, config, batch, fwd_out, first_pass=True)
         self.remember_for_step(module_id, config, batch, t)
         masked_mean, x, mask = t["masked_mean"], t["x"], t["mask"]
+        # |Δ_O| max over every minibatch of the update: a running max, logged with the last one
+        abs_max = (torch.max(torch.where(mask, x.abs(), 0.0)) if mask is not None else x.abs().max()).detach()
+        running = self._delta_o_abs_max.get(module_id)
+        self._delta_o_abs_max[module_id] = abs_max if running is None else torch.maximum(running, abs_max)
+        if not self.log_this_minibatch:  # every metric below has window=1 (LeanEpochsMixin)
+            return t["total"]
         surrogate_loss = masked_mean(t["surr"])
         abs_f = t["f"].abs()
         self.metrics.log_dict(
@@ -202,9 +216,7 @@ class PGUTorchLearner(StepMixin, FastUpdateMixin, PPOTorchLearner):
         rule = self._pgu_rules[module_id][0]
         self.metrics.log_dict({f"rule_{k}": float(getattr(rule, k)) for k in keys.LOGGED_RULE_VALUES
                                if getattr(rule, k) is not None}, key=module_id, window=1)
-        # max over every minibatch of the update (a "max" Stats empties on each reduce)
-        self.metrics.log_value((module_id, keys.DELTA_O_ABS_MAX),
-                               torch.max(torch.where(mask, x.abs(), 0.0)) if mask is not None else x.abs().max(),
+        self.metrics.log_value((module_id, keys.DELTA_O_ABS_MAX), self._delta_o_abs_max.pop(module_id),
                                reduce="max")
         return t["total"]
 

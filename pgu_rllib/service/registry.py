@@ -193,7 +193,7 @@ class Registry:
         try:
             self.engine = sa.create_engine(parsed, future=True, pool_pre_ping=True, **engine_kwargs(url))
         except Exception as err:  # unknown dialect, missing driver
-            raise ValueError(f"registry URL {self.safe_url} cannot be used: {type(err).__name__}: "
+            raise ValueError(f"registry URL {self.safe_url!r} cannot be used: {type(err).__name__}: "
                              f"{_first_line(err)}") from None
         self.Session = orm.sessionmaker(self.engine, expire_on_commit=False)
 

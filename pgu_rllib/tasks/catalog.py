@@ -190,9 +190,9 @@ def _mujoco_recipe(env_id):
 
 
 def _mean_std_filter(env=None, spaces=None, device=None):
-    from ray.rllib.connectors.env_to_module.mean_std_filter import MeanStdFilter
+    from pgu_rllib.rllib.connectors import VectorMeanStdFilter  # RLlib's MeanStdFilter, vectorised
 
-    return MeanStdFilter(clip_by_value=10.0)
+    return VectorMeanStdFilter(clip_by_value=10.0)
 
 
 # -- task metrics ----------------------------------------------------------------------------

@@ -16,8 +16,9 @@ Example::
 """
 from __future__ import annotations
 
+import math
+
 import gymnasium as gym
-import numpy as np
 
 
 class RunningVariance:
@@ -50,7 +51,7 @@ class RewardScaled(gym.Wrapper):
         obs, reward, terminated, truncated, info = self.env.step(action)
         self._ret = self._ret * self.gamma + reward
         self._rms.update(self._ret)
-        scaled = float(np.clip(reward / np.sqrt(self._rms.var + 1e-8), -self.clip, self.clip))
+        scaled = min(max(float(reward) / math.sqrt(self._rms.var + 1e-8), -self.clip), self.clip)  # scalar clip
         if terminated or truncated:
             self._ret = 0.0
         return obs, scaled, terminated, truncated, {**info, "raw_reward": float(reward)}
