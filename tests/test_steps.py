@@ -155,6 +155,28 @@ def test_trpo_never_takes_a_step_beyond_its_kl_radius():
     assert accepted >= 3  # it does move
 
 
+def test_trpo_steps_on_the_bandit_whose_critic_is_its_policy():
+    """The bandit's q_θ is both the policy's logits and Δ_R's baseline, so Δ_R moves with θ. The line
+    search must compare the loss whose gradient made the step (f held at θ_old): recomputing f made
+    every step look worse, and TRPO never left θ = 0 (found by experiments/steps_evidence.py)."""
+    torch.set_default_dtype(torch.float32)
+    config = build_config("bandit", "trpo", {}, seed=0, budget=10_000)
+    runner = config.env_runner_cls(config=config)
+    learner = config.build_learner(env=runner.env)
+    runner.set_state(learner.get_state(components="rl_module"))
+    accepted = 0
+    for _ in range(4):
+        episodes = runner.sample(num_timesteps=config.train_batch_size_per_learner)
+        res = learner.update(episodes=episodes, timesteps={"num_env_steps_sampled_lifetime": 256}, num_epochs=1,
+                             minibatch_size=None)
+        metrics = res["default_policy"]
+        accepted += float(metrics["line_search_backtracks"].peek()) >= 0
+        assert float(metrics["step_kl"].peek()) <= config.max_kl * (1 + 1e-4)
+        runner.set_state(learner.get_state(components="rl_module"))
+    theta = torch.cat([p.detach().reshape(-1) for p in learner.module["default_policy"].parameters()])
+    assert accepted >= 3 and float(theta.abs().max()) > 0.05, (accepted, theta)
+
+
 def test_npg_takes_one_natural_step_per_batch():
     torch.set_default_dtype(torch.float32)
     config, learner, runner = _cartpole("npg", {"max_kl": 0.001})

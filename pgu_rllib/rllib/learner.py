@@ -90,9 +90,11 @@ class PGUTorchLearner(StepMixin, LeanEpochsMixin, FastUpdateMixin, PPOTorchLearn
             self._pgu_rules[module_id] = (rule, rule.scale_fn(), discrete)
         return self._pgu_rules[module_id]
 
-    def _pgu_terms(self, module_id, config, batch, fwd_out, *, first_pass: bool) -> dict:
+    def _pgu_terms(self, module_id, config, batch, fwd_out, *, first_pass: bool, fixed_f=None) -> dict:
         """Every term of the loss for one module's minibatch. ``first_pass`` is the gradient pass (Δ_O
-        set to 0 with one step per batch); a trust-region line search re-evaluates with it False."""
+        set to 0 with one step per batch); a trust-region line search re-evaluates with it False and
+        ``fixed_f`` the first pass's scale values, so that the surrogate it compares is the one whose
+        gradient made the step (the signals held at θ_old, as TRPO holds its advantages)."""
         module = self.module[module_id].unwrapped()
         rule, scale_fn, discrete = self._rule_for(module_id, config, module)
         mask = batch.get(Columns.LOSS_MASK)
@@ -160,7 +162,7 @@ class PGUTorchLearner(StepMixin, LeanEpochsMixin, FastUpdateMixin, PPOTorchLearn
             if not bool(torch.isfinite(x).all() & torch.isfinite(y).all()):  # one host sync
                 check_finite("delta_o", x, module_id=module_id, step=self._pgu_step)
                 check_finite("delta_r", y, module_id=module_id, step=self._pgu_step)
-        f = scale_fn(x, y)
+        f = scale_fn(x, y) if fixed_f is None else fixed_f
         surr = surrogate(rule.form, f, logp=logp, q_sa=q_sa, expected_q=expected_q, tau=rule.tau)
 
         if config.use_critic:

@@ -11,6 +11,10 @@ hooks, so Tune, the registry and the CLI need no special case:
   matrix is the Hessian of KL(sg π_θ ‖ π_θ) on the minibatch, applied by double backward through
   the forward pass of the loss (kept with ``retain_graph``). The step size does not depend on the
   gradient's scale, so RLlib's gradient clipping before it changes nothing.
+* the trust-region line search compares the PGU policy loss at θ + Δθ with its value at θ, with
+  the scale's values f held at θ (``fixed_f``): the loss whose gradient made the step, as TRPO holds
+  its advantages fixed. Recomputing f at θ + Δθ (Δ_R from the moved q, Δ_O ≠ 0) measures another
+  function: on the bandit that one rose along every descent step, and no step was ever accepted.
 
 Logged: ``step_kl`` (KL(π_old‖π_new) on the minibatch of the applied natural/trust-region step)
 and ``line_search_backtracks`` (trust_region: j of the accepted ½^j step, −1 for no step).
@@ -82,7 +86,7 @@ class StepMixin:
         """Called by the loss: keep what a natural / trust-region step needs for this minibatch."""
         if config.step in SECOND_ORDER:
             self._step_state[module_id] = {"batch": batch, "logits": terms["logits"], "mask": terms["mask"],
-                                           "loss0": float(terms["policy"].detach())}
+                                           "loss0": float(terms["policy"].detach()), "f": terms["f"].detach()}
 
     def compute_gradients(self, loss_per_module, **kwargs):
         if not self._step_state:
@@ -131,7 +135,8 @@ class StepMixin:
                 self._shift(params, delta)
                 try:
                     fwd = module.forward_train(state["batch"])
-                    terms = self._pgu_terms(module_id, config, state["batch"], fwd, first_pass=False)
+                    terms = self._pgu_terms(module_id, config, state["batch"], fwd, first_pass=False,
+                                            fixed_f=state["f"])
                     kl = mean(old.kl(dist_cls.from_logits(fwd[Columns.ACTION_DIST_INPUTS])))
                     return float(terms["policy"]), float(kl)
                 finally:
