@@ -1,4 +1,4 @@
-"""Search methods that fit RL (issue 16), for real on the bandit (Ray Tune, Optuna, SQLite):
+"""Search methods that fit RL (issue 16), for real on the bandit and CartPole (Ray Tune, Optuna, SQLite):
 several seeds per trial, the Wilcoxon pruner, Optuna's samplers, and population-based training
 whose perturbations are in effect in the learner, whose schedules are stored, and replayed."""
 import json
@@ -67,23 +67,25 @@ def test_every_sampler_walks_the_shipped_conditional_space(sampler):
 
 
 @pytest.mark.slow
-def test_a_trial_with_several_seeds_scores_their_mean(tmp_path):
-    out = pgu("search", "--task", "bandit", "--space", "paper", "--trials", "2", "--env-steps", "768",
-              "--seeds-per-trial", "4", "--pruner", "wilcoxon", "--sampler", "random", "--top-k", "1",
+@pytest.mark.parametrize("task,sampler,steps", [("bandit", "random", 768), ("cartpole", "cmaes", 1024)])
+def test_a_trial_with_several_seeds_scores_their_mean(tmp_path, task, sampler, steps):
+    out = pgu("search", "--task", task, "--space", "paper", "--trials", "2", "--env-steps", str(steps),
+              "--seeds-per-trial", "4", "--pruner", "wilcoxon", "--sampler", sampler, "--top-k", "1",
               "--selection-seeds", "1", "--test-seeds", "1", cwd=tmp_path)
     assert out.returncode == 0, out.stderr[-3000:]
     reg = Registry(f"sqlite:///{tmp_path}/pgu_results/registry.db")
-    search = reg.get_search("bandit-paper-s0")
+    search = reg.get_search(f"{task}-paper-s0")
     trials = reg.trials(search.id)
     assert all(t["params"]["pgu_seeds"] == [0, 1, 2, 3] for t in trials)  # the same 4 tuning seeds
     for t in trials:
         rows = [json.loads(line) for line in
-                next((tmp_path / "pgu_results" / "tune" / "bandit-paper-s0").glob(f"*{t['tune_trial_id']}*/result.json"))
+                next((tmp_path / "pgu_results" / "tune" / f"{task}-paper-s0").glob(f"*{t['tune_trial_id']}*/result.json"))
                 .read_text().splitlines()]
         last = rows[-1]["pgu"]
         assert len(last["seed_objectives"]) == 4 and len(set(last["seed_objectives"])) > 1  # 4 different runs
         assert t["score"] == pytest.approx(sum(last["seed_objectives"]) / 4)
-    assert search.settings["seeds_per_trial"] == 4 and search.timings["tuning"]["env_steps"] >= 2 * 4 * 768
+    assert search.settings["seeds_per_trial"] == 4 and search.timings["tuning"]["env_steps"] >= 2 * 4 * steps
+    assert search.settings["sampler"] == sampler
 
 
 @pytest.mark.slow
