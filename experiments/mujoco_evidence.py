@@ -76,6 +76,10 @@ def main() -> None:
     ap.add_argument("--storage-path", default="pgu_results/mujoco/tune")
     ap.add_argument("--out", default="docs/results/mujoco")
     ap.add_argument("--only", choices=PHASES, action="append", help="run only these phases (repeatable)")
+    ap.add_argument("--full-space", default="full",
+                    help="the family space of the search-full phase: a shipped name or a YAML path (the Hopper "
+                         "evidence uses docs/results/mujoco/full_1d8ff7a.yaml: form × scale × α + knobs, "
+                         "without the later step axis)")
     args = ap.parse_args()
 
     out = ROOT / args.out
@@ -90,7 +94,8 @@ def main() -> None:
         if key.startswith("search-"):
             space = key.removeprefix("search-")
             return _registry_phase(args, f"{args.task}-{space}-s0",
-                                   [*_pgu(), "search", *common, "--space", space, "--trials", str(args.trials),
+                                   [*_pgu(), "search", *common, "--space", args.full_space if space == "full" else space,
+                                    "--trials", str(args.trials),
                                     "--top-k", "3", "--selection-seeds", "3", "--test-seeds", "5", "--json"], log)
         if key == "ppo-preset":
             return _registry_phase(args, f"{args.task}-ppo-preset-s0",
