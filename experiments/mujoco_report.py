@@ -157,6 +157,7 @@ def main() -> None:
     ap.add_argument("--budget", type=int, default=300_000)
     args = ap.parse_args()
     out = ROOT / args.out
+    out.mkdir(parents=True, exist_ok=True)
     found = arms(args.task, args.registry, out)
     if not found:
         raise SystemExit("no arm has test scores yet")
