@@ -122,9 +122,12 @@ def plots(found: dict, stats: dict, task: str, budget: int, prefix: pathlib.Path
     thresholds = np.linspace(0, top * 1.05, 80)
     dists, cis = rly.create_performance_profile(scores, thresholds, reps=2000)
     fig, ax = plt.subplots(figsize=(7.5, 4.5))
-    plot_utils.plot_performance_profiles(dists, thresholds, performance_profile_cis=cis, ax=ax,
+    cycle = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    colors = {arm: cycle[i % len(cycle)] for i, arm in enumerate(scores)}
+    plot_utils.plot_performance_profiles(dists, thresholds, performance_profile_cis=cis, colors=colors, ax=ax,
                                          xlabel=r"test return $\tau$", labelsize="medium")
-    ax.legend(list(scores), fontsize=8)
+    # one handle per arm (a bare ax.legend(labels) would pair labels with the CI bands as well)
+    ax.legend([matplotlib.lines.Line2D([0], [0], color=colors[arm]) for arm in scores], list(scores), fontsize=8)
     ax.set_title(f"{ENVS[task]}: performance profile (fraction of test runs above τ; 95% CI)")
     fig.tight_layout()
     paths.append(prefix.with_name(prefix.name + "_profile.png"))
