@@ -34,9 +34,10 @@ import json
 import os
 import pathlib
 import statistics
-import subprocess
 import sys
 import time
+
+from trial_throughput import run_json  # benchmarks/ is this script's sys.path[0]
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 
@@ -154,11 +155,11 @@ def bare_update_ms(minibatches: int = 320) -> float:
     return 1e3 * (time.perf_counter() - t0) * 320 / minibatches
 
 
-def other_split(cmd: list[str]) -> dict:
-    out = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True)
-    if out.returncode != 0:
-        sys.exit(f"{' '.join(cmd)} failed:\n{out.stderr[-2000:]}")
-    row = json.loads(out.stdout.strip().splitlines()[-1])
+def run_split(name: str, cmd: list[str]) -> dict:
+    """ms per iteration of each part, from one fresh process of ``cmd`` (its last stdout line is JSON)."""
+    row = run_json(cmd)
+    if name == "pgu":
+        return {k: v for k, v in row.items() if k != "process_wall_s"}
     return {"sample total": 1e3 * row["sample_s_per_iter"], "update total": 1e3 * row["gae_and_update_s_per_iter"]}
 
 
@@ -175,8 +176,7 @@ def main() -> None:
     rows = {"pgu": [], "minimal 16 envs": [], "sb3 16 envs": []}
     for r in range(args.rounds):
         for name, cmd in [("pgu", here), ("minimal 16 envs", minimal), ("sb3 16 envs", sb3)][::1 if r % 2 == 0 else -1]:
-            rows[name].append(json.loads(subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, check=True).stdout
-                                         .strip().splitlines()[-1]) if name == "pgu" else other_split(cmd))
+            rows[name].append(run_split(name, cmd))
             print(f"[round {r}] {name}: sample {rows[name][-1]['sample total']:.0f} ms, "
                   f"update {rows[name][-1]['update total']:.0f} ms", file=sys.stderr, flush=True)
     med = {name: {k: statistics.median(r[k] for r in rs) for k in rs[0]} for name, rs in rows.items()}

@@ -36,6 +36,13 @@ from ray.rllib.utils.torch_utils import clip_gradients
 from pgu_rllib.rllib.compat import patches_enabled
 
 
+def lr_or_schedule(config):
+    """``config.lr``, or with ``lr_anneal`` (``PGUConfig``) the schedule linear to 0 at the run's budget."""
+    if getattr(config, "lr_anneal", False):
+        return [[0, float(config.lr)], [int(config.pgu_budget), 0.0]]
+    return config.lr
+
+
 def fused_adam_step(optimizer: torch.optim.Optimizer) -> None:
     """``Adam(fused=True).step()`` as the one kernel it launches: ``_foreach_add_`` of the step counts and
     ``torch._fused_adam_`` with the group's own settings, without ``Optimizer.step``'s wrappers (profiler
@@ -70,9 +77,14 @@ def clip_by_global_norm(gradients_dict: dict, *, grad_clip: float, grad_clip_by:
     if not grads:
         return torch.tensor(0.0)
     per_tensor = torch.stack(torch._foreach_norm(grads)).nan_to_num(neginf=-10e8, posinf=10e8)
+    return scale_to_global_norm(grads, per_tensor, grad_clip)
+
+
+def scale_to_global_norm(grads: list, per_tensor: torch.Tensor, grad_clip: float) -> torch.Tensor:
+    """RLlib's global-norm clip given each gradient's (finite) norm: scale ``grads`` in place by
+    ``grad_clip / max(‖g‖ + 1e-6, grad_clip)`` and return the global norm ‖g‖."""
     total_norm = torch.linalg.vector_norm(per_tensor).nan_to_num(neginf=-10e8, posinf=10e8)
-    coeff = torch.clamp(grad_clip / torch.clamp(total_norm + 1e-6, min=grad_clip), max=1.0)
-    torch._foreach_mul_(grads, coeff)
+    torch._foreach_mul_(grads, torch.clamp(grad_clip / torch.clamp(total_norm + 1e-6, min=grad_clip), max=1.0))
     return total_norm
 
 
@@ -82,11 +94,8 @@ class FastUpdateMixin:
 
     def configure_optimizers_for_module(self, module_id, config=None) -> None:
         params = self.get_parameters(self._module[module_id])
-        lr = config.lr
-        if getattr(config, "lr_anneal", False):  # PGUConfig: linear to 0 at the run's budget
-            lr = [[0, float(lr)], [int(config.pgu_budget), 0.0]]
         self.register_optimizer(module_id=module_id, optimizer=torch.optim.Adam(params, fused=patches_enabled()),
-                                params=params, lr_or_lr_schedule=lr)
+                                params=params, lr_or_lr_schedule=lr_or_schedule(config))
 
     @staticmethod
     def _get_clip_function():
@@ -242,9 +251,8 @@ class LeanEpochsMixin:
             self.apply_gradients(self.postprocess_gradients({pid: p.grad for pid, p in self._params.items()}))
             return loss_per_module
         for (module_id, name, optimizer, grad_clip, _), g, per_tensor in zip(groups, grads, norms):
-            if grad_clip and g:  # clip_by_global_norm's arithmetic
-                total = torch.linalg.vector_norm(per_tensor).nan_to_num(neginf=-10e8, posinf=10e8)
-                torch._foreach_mul_(g, torch.clamp(grad_clip / torch.clamp(total + 1e-6, min=grad_clip), max=1.0))
+            if grad_clip and g:  # the norms were just found finite
+                total = scale_to_global_norm(g, per_tensor, grad_clip)
                 if self.log_this_minibatch:
                     self.metrics.log_value((module_id, f"gradients_{name}_global_norm"), total, window=1)
             fused_adam_step(optimizer)

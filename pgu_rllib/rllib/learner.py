@@ -37,7 +37,7 @@ from ray.rllib.utils.annotations import override
 from ray.rllib.utils.metrics import NUM_ENV_STEPS_SAMPLED_LIFETIME
 from ray.rllib.utils.torch_utils import explained_variance
 
-from pgu_rllib.rllib._fast_update import FastUpdateMixin, LeanEpochsMixin
+from pgu_rllib.rllib._fast_update import FastUpdateMixin, LeanEpochsMixin, lr_or_schedule
 from pgu_rllib.rllib import keys
 from pgu_rllib.rllib.connectors import PGUAdvantageEstimation
 from pgu_rllib.rllib.steps import StepMixin
@@ -158,10 +158,9 @@ class PGUTorchLearner(StepMixin, LeanEpochsMixin, FastUpdateMixin, PPOTorchLearn
             normalize=rule.normalize_delta_r,
             mask=mask,
         )
-        if first_pass:
-            if not bool(torch.isfinite(x).all() & torch.isfinite(y).all()):  # one host sync
-                check_finite("delta_o", x, module_id=module_id, step=self._pgu_step)
-                check_finite("delta_r", y, module_id=module_id, step=self._pgu_step)
+        if first_pass and not bool(torch.isfinite(x).all() & torch.isfinite(y).all()):  # one host sync
+            check_finite("delta_o", x, module_id=module_id, step=self._pgu_step)
+            check_finite("delta_r", y, module_id=module_id, step=self._pgu_step)
         f = scale_fn(x, y) if fixed_f is None else fixed_f
         surr = surrogate(rule.form, f, logp=logp, q_sa=q_sa, expected_q=expected_q, tau=rule.tau)
 
@@ -241,9 +240,7 @@ class PGUTorchLearner(StepMixin, LeanEpochsMixin, FastUpdateMixin, PPOTorchLearn
                 self.entropy_coeff_schedulers_per_module[module_id] = Scheduler(
                     module_config.entropy_coeff, framework="torch", device=self._device)
             if "lr" in values:
-                lr = module_config.lr
-                if module_config.lr_anneal:
-                    lr = [[0, float(lr)], [int(module_config.pgu_budget), 0.0]]
+                lr = lr_or_schedule(module_config)
                 for name in self._module_optimizers[module_id]:
                     optimizer = self._named_optimizers[name]
                     if optimizer in self._optimizer_lr_schedules:

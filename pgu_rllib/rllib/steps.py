@@ -26,6 +26,7 @@ import torch
 from ray.rllib.core.columns import Columns
 
 from pgu_rllib.core.steps import line_search, natural_step, optimistic
+from pgu_rllib.rllib._fast_update import lr_or_schedule
 from pgu_rllib.rllib import keys
 
 SECOND_ORDER = ("natural", "trust_region")
@@ -75,11 +76,8 @@ class StepMixin:
         self.register_optimizer(module_id=module_id, optimizer_name="policy_step",
                                 optimizer=torch.optim.SGD(policy, lr=1.0), params=policy)
         if critic:
-            lr = config.lr
-            if getattr(config, "lr_anneal", False):
-                lr = [[0, float(lr)], [int(config.pgu_budget), 0.0]]
             self.register_optimizer(module_id=module_id, optimizer=torch.optim.Adam(critic), params=critic,
-                                    lr_or_lr_schedule=lr)
+                                    lr_or_lr_schedule=lr_or_schedule(config))
 
     # -- the hooks --------------------------------------------------------------------------------
     def remember_for_step(self, module_id, config, batch, terms) -> None:
