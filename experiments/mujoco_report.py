@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import json
 import pathlib
+import warnings
 
 import numpy as np
 
@@ -47,9 +48,13 @@ def arms(task: str, registry: str, out: pathlib.Path) -> dict:
     zoo = sorted(out.glob(f"rlzoo_{ENVS[task]}_seed*.json"))
     if zoo:
         recs = sorted((json.loads(p.read_text()) for p in zoo), key=lambda r: r["seed"])
+        # the phase's wall time (runs 2 at a time, like the other arms' test phases) where the runner
+        # recorded it; else the runs' summed training time
+        phases = out / f"{task}_phases.json"
+        wall = json.loads(phases.read_text()).get("rlzoo", {}).get("wall_s") if phases.exists() else None
         found["RL Zoo"] = {"seeds": [r["seed"] for r in recs], "scores": [r["score"] for r in recs],
                            "curves": [_rolling(r["curve"]) for r in recs], "params": recs[0]["hyperparams"],
-                           "timings": {"test": {"wall_s": sum(r["wall_s"] for r in recs),
+                           "timings": {"test": {"wall_s": wall or sum(r["wall_s"] for r in recs),
                                                 "env_steps": sum(r["env_steps"] for r in recs)}}}
     return found
 
@@ -103,8 +108,10 @@ def plots(found: dict, stats: dict, task: str, budget: int, prefix: pathlib.Path
                 xs, vs = np.array(curve, dtype=float).T
                 ys.append(np.interp(grid, xs, vs, left=np.nan))
         ys = np.array(ys)
-        mean = np.nanmean(ys, 0)
-        se = np.nanstd(ys, 0) / np.sqrt(np.sum(~np.isnan(ys), 0).clip(1))
+        with np.errstate(all="ignore"), warnings.catch_warnings():  # steps before any seed's first episode
+            warnings.simplefilter("ignore", RuntimeWarning)
+            mean = np.nanmean(ys, 0)
+            se = np.nanstd(ys, 0) / np.sqrt(np.sum(~np.isnan(ys), 0).clip(1))
         ax.plot(grid, mean, label=arm)
         ax.fill_between(grid, mean - se, mean + se, alpha=0.2)
     ax.set_xlabel("env steps")
