@@ -43,3 +43,21 @@ def test_tune_style_dict_merges_into_pgu_config(ray_local):
         PGU(config={**base, "scale": "bogus"})
     with pytest.raises(ValueError, match="form='P' with delta_r='advantage' is not PGPB"):
         PGU(config={**base, "form": "P"})  # a Tune dict cannot smuggle in a combination outside the family
+
+
+def test_a_restored_run_keeps_the_objective_history(ray_local, tmp_path):
+    """A trial that Tune pauses and restores (PBT/PB2 at every perturbation) scores the area over
+    all its iterations, not only those since the restore: the history is in the checkpoint."""
+    config = build_config("bandit", preset="pgpb", overrides={"delta_r": "q"}, budget=1024)
+    algo = config.build_algo()
+    greedy = [algo.train()["pgu"]["greedy_expected_reward"] for _ in range(3)]
+    algo.save_to_path(tmp_path / "ckpt")
+    algo.stop()
+
+    restored = config.build_algo()
+    restored.restore_from_path(tmp_path / "ckpt")
+    result = restored.train()
+    restored.stop()
+    greedy.append(result["pgu"]["greedy_expected_reward"])
+    assert greedy[3] > greedy[0]  # it learned, so the area differs from the last value
+    assert result["pgu"]["objective"] == pytest.approx(sum(greedy) / 4)

@@ -91,20 +91,28 @@ def test_a_trial_with_several_seeds_scores_their_mean(tmp_path, task, sampler, s
 @pytest.mark.slow
 def test_pbt_perturbations_are_in_effect_and_the_winning_schedule_is_stored_and_replayed(tmp_path):
     (tmp_path / "pbt.yaml").write_text(PBT_SPACE)
-    out = pgu("search", "--task", "bandit", "--space", "pbt.yaml", "--trials", "3", "--env-steps", "2048",
+    # 4 members, 2 at a time: with 3, the member that just reported is never the population's lowest
+    # (its area is the freshest), so asynchronous PBT never exploits on this seed
+    out = pgu("search", "--task", "bandit", "--space", "pbt.yaml", "--trials", "4", "--env-steps", "2048",
               "--scheduler", "pbt", "--top-k", "1", "--selection-seeds", "1", "--test-seeds", "1", cwd=tmp_path)
     assert out.returncode == 0, out.stderr[-3000:]
     exp = tmp_path / "pgu_results" / "tune" / "bandit-pbt-s0"
     assert (exp / "pbt_global.txt").read_text().strip()  # the population did exploit and explore
-    changed = 0
+    changed = restored = 0
     for result_file in exp.glob("PGU_*/result.json"):
         rows = [json.loads(line) for line in result_file.read_text().splitlines()]
+        for prev, r in zip(rows, rows[1:]):  # without an exploit, the area goes on over all iterations,
+            if r["config"] == prev["config"]:  # across the pauses and restores too
+                t, pgu_r = r["training_iteration"], r["pgu"]
+                assert pgu_r["objective"] * t == pytest.approx(
+                    prev["pgu"]["objective"] * (t - 1) + pgu_r["greedy_expected_reward"], abs=1e-9)
+                restored += r["iterations_since_restore"] == 1
         for r in rows:  # after every perturbation, the learner trains with the trial's new values
             learner = r["learners"]["default_policy"]
             assert learner["rule_alpha_r"] == pytest.approx(r["config"]["alpha_r"])
             assert learner["default_optimizer_learning_rate"] == pytest.approx(r["config"]["lr"])
         changed += len({round(r["learners"]["default_policy"]["rule_alpha_r"], 9) for r in rows}) > 1
-    assert changed >= 1
+    assert changed >= 1 and restored >= 1
     reg = Registry(f"sqlite:///{tmp_path}/pgu_results/registry.db")
     best = reg.best("bandit", "pbt")
     schedule = best["params"]["pgu_schedule"]

@@ -24,6 +24,7 @@ import math
 
 from ray.rllib.algorithms.algorithm_config import NotProvided
 from ray.rllib.algorithms.ppo import PPO, PPOConfig
+from ray.rllib.utils import force_list
 
 from pgu_rllib.rllib.compat import patches_enabled, require
 from pgu_rllib.rllib._env_runner import PGUEnvRunner
@@ -37,6 +38,7 @@ RUN_KEYS = ("pgu_task", "pgu_budget", "lr_anneal", "log_std_init", "pgu_schedule
 MUTABLE_KEYS = ("alpha_o", "alpha_r", "epsilon", "max_kl", "optimism", "cg_damping", "lr", "entropy_coeff",
                 "vf_loss_coeff", "grad_clip", "kl_coeff")
 require(PPOConfig, ("_model_config_auto_includes",), "passing τ to the logit modules")
+CALLBACKS_STATE = "pgu_callbacks"  # the key of the callbacks' state in PGU's checkpoint
 
 
 def _number(v) -> bool:
@@ -177,6 +179,21 @@ class PGU(PPO):
             if due:
                 self.learner_group.foreach_learner(lambda learner: learner.set_rule_values(due))
         return super().training_step()
+
+    def get_state(self, components=None, *, not_components=None, **kwargs) -> dict:
+        """RLlib's state plus the callbacks' (``EpisodeReturns``: the objective's history), so that a
+        restored trial scores like one that never stopped."""
+        state = super().get_state(components, not_components=not_components, **kwargs)
+        if components is None:
+            state[CALLBACKS_STATE] = [cb.get_state() if hasattr(cb, "get_state") else None
+                                      for cb in force_list(self.callbacks)]
+        return state
+
+    def set_state(self, state: dict) -> None:
+        super().set_state(state)
+        for cb, cb_state in zip(force_list(self.callbacks), state.get(CALLBACKS_STATE, [])):
+            if cb_state is not None and hasattr(cb, "set_state"):
+                cb.set_state(cb_state)
 
     @classmethod
     def get_default_config(cls) -> PGUConfig:

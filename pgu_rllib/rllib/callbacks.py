@@ -20,6 +20,11 @@ module only calls its ``floor``, ``metrics`` and ``objective``, so the RLlib lay
 imports the tasks layer. A plain ``PGUConfig`` has no task: the objective is then the episode
 return and the floor −1e6.
 
+The window, the episode count and the objective history are part of the algorithm's checkpoint
+(``get_state``/``set_state``, saved by ``PGU.get_state``): a trial that Tune pauses and restores
+(PBT/PB2 do it at every perturbation, a resumed search once) goes on with the same area and window
+as a run that was never paused.
+
 An episode longer than what one ``sample()`` call collects reaches the callbacks as
 chunks with the same id; ``on_episode_end`` sees only the last one. The partial
 returns of unfinished chunks are therefore kept per episode id (``on_sample_end``)
@@ -55,6 +60,15 @@ class EpisodeReturns(RLlibCallback):
         self._total = 0
         self._partial: dict[str, float] = {}  # episode id -> return of its earlier chunks
         self._history: list[float] = []  # the task's objective metric, one per iteration
+
+    def get_state(self) -> dict:
+        """What a checkpoint keeps: the return window, the episode count and the objective history."""
+        return {"window": list(self._window), "total": self._total, "history": list(self._history)}
+
+    def set_state(self, state: dict) -> None:
+        self._window = collections.deque(state["window"], maxlen=WINDOW)
+        self._total, self._history = int(state["total"]), list(state["history"])
+        self._partial = {}  # a restored run starts new episodes
 
     def on_algorithm_init(self, *, algorithm, **kwargs):
         import torch
