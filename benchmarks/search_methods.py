@@ -143,11 +143,16 @@ def table(args) -> None:
     print(json.dumps({"target": target, "budget": budget}))
 
 
+def first_at_target(trial: dict, target: float) -> int | None:
+    """The env-step count of the trial's first curve point at the target, or None."""
+    return next((step for step, score in trial["curve"] if score >= target), None)
+
+
 def population_steps(members: list[dict], target: float) -> float:
     """A population's env steps to target: population size × the env-step count of the first
     curve point of any member at the target (PBT/PB2 advance their members side by side; a member's
     step count includes the steps of the weights it copied). Infinite if none reaches it."""
-    firsts = [next((step for step, score in t["curve"] if score >= target), None) for t in members]
+    firsts = [first_at_target(t, target) for t in members]
     firsts = [f for f in firsts if f is not None]
     return min(firsts) * len(members) if firsts else float("inf")
 
@@ -175,7 +180,7 @@ def why(searches: dict, target: float, trial_steps: int) -> None:
     for s in randoms:
         total, hit = 0, float("inf")
         for t in s["trials"]:
-            first = next((step for step, score in t["curve"] if score >= target), None)
+            first = first_at_target(t, target)
             if first is not None:
                 hit = total + first
                 break

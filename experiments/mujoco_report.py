@@ -108,7 +108,7 @@ def plots(found: dict, stats: dict, task: str, budget: int, prefix: pathlib.Path
                 xs, vs = np.array(curve, dtype=float).T
                 ys.append(np.interp(grid, xs, vs, left=np.nan))
         ys = np.array(ys)
-        with np.errstate(all="ignore"), warnings.catch_warnings():  # steps before any seed's first episode
+        with warnings.catch_warnings():  # steps before any seed's first episode: all-NaN columns
             warnings.simplefilter("ignore", RuntimeWarning)
             mean = np.nanmean(ys, 0)
             se = np.nanstd(ys, 0) / np.sqrt(np.sum(~np.isnan(ys), 0).clip(1))
