@@ -1,26 +1,37 @@
-"""Issue 12: the MuJoCo evidence, phase by phase, resumable.
+"""Issue 27: the MuJoCo evidence on three tasks, at equal tuning compute, phase by phase, resumable.
 
-For one task (default Hopper-v5) at a budget of B env steps per run, with ``--seed 0`` for every
-arm (so every arm's test seeds are the same five, 2_000_000 … 2_000_004):
+For each task (Hopper-v5, HalfCheetah-v5, Walker2d-v5) at a budget of B env steps per run, every arm
+uses ``--seed 0``, so every arm is scored on the same five test seeds 2,000,000 … 2,000,004 by the one
+evaluator (deterministic, env seeds 10000+i, normalisation frozen, 10 complete episodes, raw returns):
 
-1. ``search-ppo_knobs``: ``pgu search --space ppo_knobs`` (PPO's knobs only), N trials, then
-   top-3 on 3 selection seeds, then the winner on 5 test seeds;
-2. ``search-full``: the same with ``--space full`` (form × scale × α plus the same knobs);
-3. ``ppo-preset``: ``pgu evaluate --preset ppo`` (the task's CleanRL-like recipe) on the test seeds;
-4. ``rlzoo-pgu``: ``pgu evaluate`` with RL Zoo's tuned PPO settings translated to PGU keys
-   (``experiments/rlzoo.py``: ``translate``);
-5. ``rlzoo``: RL Zoo itself (stable-baselines3 + rl-zoo3) with those settings, scored by the same
-   protocol, one JSON per test seed;
-6. ``report``: ``experiments/mujoco_report.py`` writes ``docs/mujoco-results.md`` and its plots,
-   and ``pgu export`` writes ``hyperparams/<task>.yml``.
+* ``search-ppo_knobs``, ``search-full`` (and ``search-drift``): ``pgu search`` with the same
+  ``--tuning-env-steps`` (12·B by default) and the same ``--objective``; each takes its top 3 to 3
+  selection seeds and its winner to the 5 test seeds;
+* ``preset-ppo``, ``preset-dpo``: ``pgu evaluate --preset ppo|dpo`` (DPO at the paper's α = 2, β = 0.6);
+* ``rlzoo-pgu``: RL Zoo's tuned settings (rl-zoo3's ``<Env>-v4`` entry of ``hyperparams/ppo.yml``)
+  translated to pgu keys (``experiments/rlzoo.py``);
+* ``rlzoo``: RL Zoo itself (stable-baselines3 + rl-zoo3, ``.[baselines]``), scored by the same protocol;
+* ``transfer-full``, ``transfer-ppo_knobs`` (HalfCheetah, Walker2d): the Hopper winners, unchanged,
+  on this task's test seeds (the DPO paper's transfer question).
+
+Then ``report`` (``experiments/mujoco_report.py``) writes ``docs/mujoco-results.md``, its plots, the
+aggregate over tasks with rliable, copies the winners' stored policies to ``docs/results/mujoco/policies``,
+and ``pgu export`` writes ``hyperparams/<task>.yml``.
 
 Every phase is skipped when its registry rows (or JSON files) are complete, and continued with
-``--resume`` when they are partial, so the runner can be killed and restarted at any time and
-the work can span sessions. Each finished phase is recorded in
-``docs/results/mujoco/<task>_phases.json`` (wall time, exit status).
+``--resume`` when they are partial, so the runner can be killed and restarted at any time; each
+finished phase is recorded in ``docs/results/mujoco/<task>_phases.json`` (wall time, exit status).
+With ``--commit``, the runner commits the registry, the phase record and the RL Zoo JSONs after
+every finished phase.
 
-    python experiments/mujoco_evidence.py --task hopper            # all phases
+    python experiments/mujoco_evidence.py                         # every task, every phase, in order
     python experiments/mujoco_evidence.py --task hopper --only search-full
+
+On a cluster (shared storage at /shared):
+
+    ray job submit --address http://127.0.0.1:8265 --working-dir . -- python experiments/mujoco_evidence.py \\
+        --registry sqlite:////shared/pgu/mujoco.db --storage-path /shared/pgu/tune --out /shared/pgu/mujoco \\
+        --max-concurrent 32
 """
 from __future__ import annotations
 
@@ -33,8 +44,12 @@ import time
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "experiments"))
-ZOO = {"hopper": ("Hopper-v5", "Hopper-v4"), "halfcheetah": ("HalfCheetah-v5", "HalfCheetah-v4")}
-PHASES = ("search-ppo_knobs", "search-full", "ppo-preset", "rlzoo-pgu", "rlzoo", "report")
+TASKS = {"hopper": ("Hopper-v5", "Hopper-v4"), "halfcheetah": ("HalfCheetah-v5", "HalfCheetah-v4"),
+         "walker2d": ("Walker2d-v5", "Walker2d-v4")}
+CORE = ("search-ppo_knobs", "search-full", "preset-ppo", "preset-dpo", "rlzoo-pgu", "rlzoo")
+TRANSFER = ("transfer-full", "transfer-ppo_knobs")
+OPTIONAL = ("search-drift",)
+SOURCE = "hopper"  # the task whose winners transfer
 
 
 def _pgu() -> list[str]:
@@ -66,77 +81,119 @@ def _registry_phase(args, name: str, cmd: list[str], log: pathlib.Path) -> int:
                        *(["--resume"] if status is not None else [])], log)
 
 
+def transfer_sets(registry: str, space: str) -> tuple[str, list[str]]:
+    """The Hopper winner of ``space`` as (preset, ``--set`` flags), unchanged."""
+    from pgu_rllib.service.registry import Registry
+
+    row = next(r for r in Registry(registry).best_rows(SOURCE, space) if r["search_name"] == f"{SOURCE}-{space}-s0")
+    return row["preset"], [f"--set={k}={json.dumps(v)}" for k, v in row["params"].items()]
+
+
+def phase(args, task: str, key: str) -> int:
+    env_id, zoo_key = TASKS[task]
+    out = ROOT / args.out
+    log = out / "logs" / f"{task}_{key}.log"
+    common = ["--task", task, "--env-steps", str(args.env_steps), "--seed", "0", "--max-concurrent",
+              str(args.max_concurrent)]
+    tests = ["--test-seeds", str(args.test_seeds)]
+    if key.startswith("search-"):
+        space = key.removeprefix("search-")
+        return _registry_phase(args, f"{task}-{space}-s0", [
+            *_pgu(), "search", *common, "--space", space, "--trials", str(args.max_trials),
+            "--tuning-env-steps", str(args.tuning_env_steps or 12 * args.env_steps), "--objective", args.objective,
+            "--top-k", "3", "--selection-seeds", "3", *tests, "--json"], log)
+    if key.startswith("preset-"):
+        preset = key.removeprefix("preset-")
+        return _registry_phase(args, f"{task}-{preset}-preset-s0",
+                               [*_pgu(), "evaluate", *common, "--preset", preset, *tests], log)
+    if key == "rlzoo-pgu":
+        from rlzoo import translate, zoo_entry
+
+        sets = [f"--set={k}={json.dumps(v)}" for k, v in translate(zoo_entry(zoo_key), env_id).items()]
+        return _registry_phase(args, f"{task}-rlzoo-pgu-s0",
+                               [*_pgu(), "evaluate", *common, "--preset", "ppo", *tests, *sets], log)
+    if key.startswith("transfer-"):
+        space = key.removeprefix("transfer-")
+        preset, sets = transfer_sets(args.registry, space)
+        return _registry_phase(args, f"{task}-transfer-{SOURCE}-{space}-s0",
+                               [*_pgu(), "evaluate", *common, "--preset", preset, *tests, *sets], log)
+    if key == "rlzoo":
+        from pgu_rllib.service.search import test_seed_list
+
+        procs, rc = [], 0
+        seeds = test_seed_list(0, args.test_seeds)
+        for i, seed in enumerate(seeds):  # max_concurrent at a time, one core each
+            procs.append(subprocess.Popen(
+                [sys.executable, "experiments/rlzoo.py", "--env", env_id, "--zoo-entry", zoo_key, "--seed",
+                 str(seed), "--env-steps", str(args.env_steps), "--out", str(out)], cwd=ROOT,
+                stdout=open(log, "a"), stderr=subprocess.STDOUT))
+            if len(procs) == args.max_concurrent or i == len(seeds) - 1:
+                rc = max([rc] + [p.wait() for p in procs])
+                procs = []
+        return rc
+    raise ValueError(key)
+
+
+def report(args) -> int:
+    rc = _run([sys.executable, "experiments/mujoco_report.py", "--registry", args.registry, "--out", args.out],
+              ROOT / args.out / "logs" / "report.log")
+    for task in TASKS:
+        rc = rc or subprocess.run([*_pgu(), "export", "--task", task, "--registry", args.registry,
+                                   "--out", f"hyperparams/{task}.yml"], cwd=ROOT).returncode
+    return rc
+
+
+def commit(args, message: str, *extra: str) -> None:
+    """Commit the results (the registry file, the output folder, ``extra``) and nothing else staged."""
+    paths = [p for p in (args.registry.removeprefix("sqlite:///"), args.out, *extra) if (ROOT / p).exists()]
+    subprocess.run(["git", "add", "-f", *paths], cwd=ROOT, check=False)
+    subprocess.run(["git", "commit", "-q", "-m", message, "--", *paths], cwd=ROOT, check=False)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--task", default="hopper", choices=sorted(ZOO))
+    ap.add_argument("--task", choices=sorted(TASKS), action="append", help="these tasks only (repeatable)")
     ap.add_argument("--env-steps", type=int, default=300_000)
-    ap.add_argument("--trials", type=int, default=12)
+    ap.add_argument("--tuning-env-steps", type=int, help="per search (default 12 x --env-steps)")
+    ap.add_argument("--objective", choices=["train", "eval"], default="train",
+                    help="the tuning objective of every search (docs/objective.md chose the default)")
+    ap.add_argument("--max-trials", type=int, default=200, help="a cap; --tuning-env-steps ends the tuning")
+    ap.add_argument("--test-seeds", type=int, default=5)
     ap.add_argument("--max-concurrent", type=int, default=2)
     ap.add_argument("--registry", default="sqlite:///docs/results/mujoco.db")
     ap.add_argument("--storage-path", default="pgu_results/mujoco/tune")
     ap.add_argument("--out", default="docs/results/mujoco")
-    ap.add_argument("--only", choices=PHASES, action="append", help="run only these phases (repeatable)")
-    ap.add_argument("--full-space", default="full",
-                    help="the family space of the search-full phase: a shipped name or a YAML path (the Hopper "
-                         "evidence uses docs/results/mujoco/full_1d8ff7a.yaml: form × scale × α + knobs, "
-                         "without the later step axis)")
+    ap.add_argument("--only", choices=(*CORE, *TRANSFER, *OPTIONAL, "report"), action="append",
+                    help="run only these phases (repeatable)")
+    ap.add_argument("--with-drift", action="store_true", help="also the drift.yaml search (after the rest)")
+    ap.add_argument("--commit", action="store_true", help="git-commit the results after every finished phase")
     args = ap.parse_args()
 
+    tasks = args.task or list(TASKS)
+    plan = [(t, k) for t in tasks for k in CORE] + [(t, k) for t in tasks if t != SOURCE for k in TRANSFER]
+    if args.with_drift:
+        plan += [(t, k) for t in tasks for k in OPTIONAL]
+    if args.only:
+        plan = [(t, k) for t, k in plan if k in args.only]
     out = ROOT / args.out
-    status_file = out / f"{args.task}_phases.json"
-    phases = json.loads(status_file.read_text()) if status_file.exists() else {}
-    common = ["--task", args.task, "--env-steps", str(args.env_steps), "--seed", "0",
-              "--max-concurrent", str(args.max_concurrent)]
-    env_id, zoo_key = ZOO[args.task]
-
-    def phase(key: str):
-        log = out / "logs" / f"{args.task}_{key}.log"
-        if key.startswith("search-"):
-            space = key.removeprefix("search-")
-            return _registry_phase(args, f"{args.task}-{space}-s0",
-                                   [*_pgu(), "search", *common, "--space", args.full_space if space == "full" else space,
-                                    "--trials", str(args.trials),
-                                    "--top-k", "3", "--selection-seeds", "3", "--test-seeds", "5", "--json"], log)
-        if key == "ppo-preset":
-            return _registry_phase(args, f"{args.task}-ppo-preset-s0",
-                                   [*_pgu(), "evaluate", *common, "--preset", "ppo", "--test-seeds", "5"], log)
-        if key == "rlzoo-pgu":
-            from rlzoo import translate, zoo_entry
-
-            sets = [f"--set={k}={json.dumps(v)}" for k, v in translate(zoo_entry(zoo_key), env_id).items()]
-            return _registry_phase(args, f"{args.task}-rlzoo-pgu-s0",
-                                   [*_pgu(), "evaluate", *common, "--preset", "ppo", "--test-seeds", "5", *sets], log)
-        if key == "rlzoo":
-            from pgu_rllib.service.search import test_seed_list
-
-            seeds = test_seed_list(0, 5)
-            procs, rc = [], 0
-            for i, seed in enumerate(seeds):  # max_concurrent at a time, one core each
-                procs.append(subprocess.Popen(
-                    [sys.executable, "experiments/rlzoo.py", "--env", env_id, "--zoo-entry", zoo_key, "--seed",
-                     str(seed), "--env-steps", str(args.env_steps), "--out", str(out)], cwd=ROOT,
-                    stdout=open(log, "a"), stderr=subprocess.STDOUT))
-                if len(procs) == args.max_concurrent or i == len(seeds) - 1:
-                    rc = max([rc] + [p.wait() for p in procs])
-                    procs = []
-            return rc
-        if key == "report":
-            rc = _run([sys.executable, "experiments/mujoco_report.py", "--task", args.task, "--registry", args.registry,
-                       "--out", args.out], log)
-            export = subprocess.run([*_pgu(), "export", "--task", args.task, "--registry", args.registry,
-                                     "--out", f"hyperparams/{args.task}.yml"], cwd=ROOT)
-            return rc or export.returncode
-        raise ValueError(key)
-
-    for key in args.only or PHASES:
+    for task, key in plan:
+        status_file = out / f"{task}_phases.json"
+        phases = json.loads(status_file.read_text()) if status_file.exists() else {}
         t0 = time.time()
-        rc = phase(key)
+        rc = phase(args, task, key)
         phases[key] = {"rc": rc, "wall_s": round(time.time() - t0, 1), "finished": time.strftime("%Y-%m-%d %H:%M:%S")}
         out.mkdir(parents=True, exist_ok=True)
         status_file.write_text(json.dumps(phases, indent=1))
-        print(f"[evidence] phase {key} finished: rc {rc}, {phases[key]['wall_s']} s", flush=True)
+        print(f"[evidence] {task} {key} finished: rc {rc}, {phases[key]['wall_s']} s", flush=True)
         if rc != 0:
-            sys.exit(f"[evidence] phase {key} failed (rc {rc}); see {out / 'logs'}; re-run to resume")
+            sys.exit(f"[evidence] {task} {key} failed (rc {rc}); see {out / 'logs'}; re-run to resume")
+        if args.commit:
+            commit(args, f"MuJoCo evidence: {task} {key} finished")
+    if not args.only or "report" in args.only:
+        rc = report(args)
+        if args.commit:
+            commit(args, "MuJoCo evidence: report", "hyperparams", "docs/mujoco-results.md")
+        sys.exit(rc)
 
 
 if __name__ == "__main__":

@@ -65,13 +65,26 @@ def zoo_entry(key: str) -> dict:
     return yaml.safe_load(path.read_text())[key]
 
 
-def translate(entry: dict, env_id: str) -> dict:
-    """``pgu evaluate`` overrides (on the ``ppo`` preset and the task's recipe) for an RL Zoo entry."""
+def _policy_kwargs(entry: dict) -> dict:
+    """RL Zoo's ``policy_kwargs`` string as the values pgu can match: SB3's defaults where it is absent
+    (MlpPolicy: 64-64 tanh, orthogonal init, log-std 0)."""
     kwargs = entry.get("policy_kwargs", "")
+    if not kwargs:
+        return {"hiddens": [64, 64], "activation": "tanh", "ortho_init": True, "log_std_init": 0.0}
     assert "net_arch=dict(pi=[256, 256], vf=[256, 256])" in kwargs and "nn.ReLU" in kwargs, kwargs
     assert "ortho_init=False" in kwargs and "log_std_init=-2" in kwargs, kwargs
+    return {"hiddens": [256, 256], "activation": "relu", "ortho_init": False, "log_std_init": -2.0}
+
+
+def translate(entry: dict, env_id: str) -> dict:
+    """``pgu evaluate`` overrides (on the ``ppo`` preset and the task's recipe) for an RL Zoo entry.
+
+    Without ``policy_kwargs`` (Walker2d-v4) the entry uses SB3's default MlpPolicy, 64-64 tanh with
+    orthogonal init, which is the task recipe's network already (its value head's gain is 0.01 where
+    SB3's is 1: not matched)."""
     assert entry.get("normalize") is True and entry.get("policy") == "MlpPolicy", entry
-    return {
+    net = _policy_kwargs(entry)
+    out = {
         "num_envs_per_env_runner": int(entry["n_envs"]),
         "train_batch_size_per_learner": int(entry["n_steps"]) * int(entry["n_envs"]),
         "minibatch_size": int(entry["batch_size"]),
@@ -84,12 +97,14 @@ def translate(entry: dict, env_id: str) -> dict:
         "entropy_coeff": float(entry["ent_coef"]),
         "vf_loss_coeff": float(entry["vf_coef"]),
         "grad_clip": float(entry["max_grad_norm"]),
-        "log_std_init": -2.0,
-        "model_config": {"fcnet_hiddens": [256, 256], "fcnet_activation": "relu",
-                         "fcnet_kernel_initializer": None, "fcnet_kernel_initializer_kwargs": None,
-                         "fcnet_bias_initializer": None, "head_fcnet_kernel_initializer": None,
-                         "head_fcnet_kernel_initializer_kwargs": None, "head_fcnet_bias_initializer": None},
+        "log_std_init": net["log_std_init"],
     }
+    if not net["ortho_init"]:
+        out["model_config"] = {"fcnet_hiddens": net["hiddens"], "fcnet_activation": net["activation"],
+                               "fcnet_kernel_initializer": None, "fcnet_kernel_initializer_kwargs": None,
+                               "fcnet_bias_initializer": None, "head_fcnet_kernel_initializer": None,
+                               "head_fcnet_kernel_initializer_kwargs": None, "head_fcnet_bias_initializer": None}
+    return out
 
 
 def _monitor_curve(folder: pathlib.Path) -> list[list[float]]:

@@ -109,7 +109,8 @@ def cmd_train(args) -> int:
         args.preset = row["preset"]
         overrides = {**row["params"], **overrides}
     build_config(args.task, args.preset, overrides, args.seed)  # fail fast, before Ray starts
-    summary = train(args.task, args.preset, overrides, env_steps=args.env_steps, seed=args.seed)
+    summary = train(args.task, args.preset, overrides, env_steps=args.env_steps, seed=args.seed,
+                    save_policy=args.save_policy)
     if args.json:
         print(json.dumps(json_safe(summary), default=str))
     else:
@@ -150,7 +151,7 @@ def cmd_search(args) -> int:
                          gpus_per_trial=args.gpus_per_trial, top_k=args.top_k,
                          selection_seeds=args.selection_seeds, test_seeds=args.test_seeds,
                          seeds_per_trial=args.seeds_per_trial, pruner=args.pruner, sampler=args.sampler,
-                         scheduler=args.scheduler)
+                         scheduler=args.scheduler, objective=args.objective, tuning_env_steps=args.tuning_env_steps)
     if summary["status"] != "complete":  # interrupted (Ctrl-C, SIGTERM): resumable, exit like SIGINT does
         print(f"pgu: search {summary['name']} interrupted during {summary['phase']}; continue it with the same "
               f"command and --resume", file=sys.stderr)
@@ -190,6 +191,32 @@ def cmd_evaluate(args) -> int:
     print(f"{summary['task']} / preset {summary['preset']} + {_params(summary['overrides'])}: {_test_line(summary)}")
     if args.json:
         print(json.dumps(json_safe(summary), default=str))
+    return 0
+
+
+def cmd_rollout(args) -> int:
+    """Replay a stored policy in a plain gymnasium loop (no Ray, no RLlib): the evaluator's protocol."""
+    from pgu_rllib.core.policy import StoredPolicy, evaluate_policy
+
+    path = pathlib.Path(args.policy)
+    if not path.is_file():
+        raise InvalidArgument("policy", args.policy, "a policy file (.npz) written by a search, `pgu evaluate` or "
+                                                     "`pgu train --save-policy`")
+    policy = StoredPolicy.load(path)
+    make_env = None
+    if args.video:
+        import gymnasium as gym
+
+        def make_env():
+            env = gym.make(policy.env_id, render_mode="rgb_array", **policy.env_kwargs)
+            return gym.wrappers.RecordVideo(env, args.video, episode_trigger=lambda i: True,
+                                            name_prefix=path.stem, disable_logger=True)
+    ev = evaluate_policy(policy, args.episodes, args.seed_base, make_env=make_env)
+    print(json.dumps({"policy": str(path), "env_id": policy.env_id, "episodes": args.episodes,
+                      "seed_base": args.seed_base, "mean": ev.mean, "returns": ev.returns, "lengths": ev.lengths,
+                      "stored_score": policy.meta.get("score")}) if args.json else
+          f"{policy.env_id}: mean return {ev.mean:.6g} over {args.episodes} episodes (env seeds {args.seed_base}+i); "
+          f"stored score {policy.meta.get('score', 'n/a')}")
     return 0
 
 
@@ -299,6 +326,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--env-steps", type=_positive_int, help="budget in env steps (default: the task's)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--json", action="store_true", help="end stdout with one JSON summary line")
+    p.add_argument("--save-policy", metavar="PATH", help="store the final policy (.npz) for `pgu rollout`")
     p.add_argument("--from-best", action="store_true", help="start from the registry's best configuration")
     p.add_argument("--space", help="with --from-best: the search space whose best to use (default: best of all)")
     p.add_argument("--registry", default=DEFAULT_REGISTRY, help="SQLAlchemy URL of the registry")
@@ -331,6 +359,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--scheduler", choices=["pbt", "pb2"],
                    help="population-based training: the space's 'mutable' keys change during training "
                         "(replaces the pruner; the winner's schedule is stored and replayed)")
+    p.add_argument("--objective", choices=["train", "eval"], default="train",
+                   help="what tuning maximises (episodic tasks): the mean return of the last 10 training episodes, "
+                        "or the evaluator's score every tenth of the budget (its env steps counted apart)")
+    p.add_argument("--tuning-env-steps", type=_positive_int,
+                   help="start trials until this many training env steps are spent (ASHA-stopped trials "
+                        "counted; at most --trials trials): equal tuning compute across spaces")
     p.add_argument("--json", action="store_true", help="end stdout with one JSON summary line")
     p.set_defaults(fn=cmd_search)
 
@@ -349,6 +383,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--resume", action="store_true", help="continue an interrupted evaluation of this --name")
     p.add_argument("--json", action="store_true", help="end stdout with one JSON summary line")
     p.set_defaults(fn=cmd_evaluate)
+
+    p = sub.add_parser("rollout", help="replay a stored policy in a plain gymnasium loop (no Ray, no RLlib)")
+    p.add_argument("--policy", required=True, help="a policy file (.npz)")
+    p.add_argument("--episodes", type=_positive_int, default=10, help="complete episodes (default %(default)s)")
+    p.add_argument("--seed-base", type=int, default=10_000, help="episode i starts from env seed BASE+i "
+                                                                 "(default %(default)s, the evaluator's)")
+    p.add_argument("--video", metavar="DIR", help="record every episode to DIR (gymnasium's RecordVideo)")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.set_defaults(fn=cmd_rollout)
 
     p = sub.add_parser("registry", help="show or upgrade the registry's schema version")
     p.add_argument("action", choices=["version", "upgrade"])

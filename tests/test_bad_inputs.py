@@ -86,7 +86,7 @@ FLAGS = [  # (argv, what the one line must say)
     (["dashboard", "--port", "99999"], "argument --port: '99999' is not allowed; allowed: a port in [1, 65535]"),
     (["dashboard", "--port", "0"], "argument --port: '0' must be > 0"),
     (["search", "--task", "pong", "--space", "paper"], "unknown task 'pong'; known: bandit"),
-    (["search", "--task", "bandit", "--space", "nosuch"], "unknown search space 'nosuch'; shipped: full, mla, paper, ppo_knobs"),
+    (["search", "--task", "bandit", "--space", "nosuch"], "unknown search space 'nosuch'; shipped: drift, full, mla, paper, ppo_knobs"),
     (["search", "--task", "bandit", "--space", "../paper"], "search space file '../paper' does not exist"),
     (["train", "--task", "bandit", "--preset", "sgd"], "unknown preset 'sgd'; known: ppo"),
     (["evaluate", "--task", "bandit", "--preset", "sgd"], "unknown preset 'sgd'; known: ppo"),

@@ -107,3 +107,31 @@ def test_episode_return_spans_sample_chunks(chunk):
         runner.sample(num_timesteps=chunk)
     returns = runner.metrics.peek(RETURNS_KEY)
     assert len(returns) >= 10 and set(returns) == {100.0}
+
+
+def test_the_eval_objective_is_the_latest_periodic_evaluation(ray_local):
+    """objective "eval": the evaluator every pgu_eval_interval env steps and at the budget, its env steps
+    counted apart, its state kept across a save/restore."""
+    from pgu_rllib.tasks.training import build_config
+
+    overrides = {"train_batch_size_per_learner": 512, "num_epochs": 1, "pgu_objective": "eval",
+                 "pgu_eval_interval": 1024}
+    algo = build_config("cartpole", "ppo", overrides, seed=1, budget=2048).build_algo()
+    task = get_task("cartpole")
+    rows = []
+    for _ in range(4):
+        result = algo.train()
+        rows.append(dict(result["pgu"], steps=result["num_env_steps_sampled_lifetime"],
+                         now=task.evaluate(algo).mean))
+    assert [r["steps"] for r in rows] == [512, 1024, 1536, 2048]
+    evaluated = [0, 1, 3]  # at 512 (the first), at 1024 (the interval), at 2048 (the budget); not at 1536
+    for i in evaluated:
+        assert rows[i]["objective"] == rows[i]["eval_return_mean"] == rows[i]["now"]
+    assert rows[2]["objective"] == rows[1]["objective"] and rows[2]["eval_env_steps"] == rows[1]["eval_env_steps"]
+    assert 0 < rows[0]["eval_env_steps"] < rows[1]["eval_env_steps"] < rows[3]["eval_env_steps"]
+    assert rows[3]["eval_env_steps"] >= 3 * 10 * 8  # 3 evaluations x 10 episodes, CartPole lasts >= 8 steps
+    cb = algo.callbacks[0] if isinstance(algo.callbacks, list) else algo.callbacks
+    restored = EpisodeReturns()
+    restored.set_state(cb.get_state())
+    assert restored.get_state() == cb.get_state() and cb.get_state()["eval"] == rows[3]["objective"]
+    algo.stop()

@@ -32,12 +32,15 @@ def test_readme_key_table_is_the_update_rule():
 
 
 def test_pgu_config_training_takes_the_update_rule_keys():
+    from pgu_rllib.core.scales import scale_params
     from pgu_rllib.rllib.algorithm import PGUConfig
 
-    values = {"form": "Q", "scale": "mla", "alpha_o": 0.5, "alpha_r": 0.25, "epsilon": 0.1, "tau": 2.0,
-              "delta_r": "v", "normalize_delta_r": True, "parameterisation": "soft", "kl_direction": "new_old",
-              "kl_schedule": "fixed", "step": "trust_region", "max_kl": 0.02, "cg_iters": 5, "cg_damping": 0.1,
-              "line_search_steps": 4, "optimism": 0.5}
+    values = {k: (p.default or 0.5) / 2 for k, p in scale_params().items()}  # every registered scale's parameters
+    values.update({"form": "Q", "scale": "mla", "tau": 2.0, "delta_r": "v", "normalize_delta_r": True,
+                   "parameterisation": "soft", "kl_direction": "new_old", "kl_schedule": "fixed",
+                   "step": "trust_region", "max_kl": 0.02, "cg_iters": 5, "cg_damping": 0.1, "line_search_steps": 4,
+                   "optimism": 0.5, "optimism_adaptive": True, "optimism_lr": 0.1, "ref_kl_coeff": 0.04,
+                   "ref_refresh": 3})
     assert set(values) == set(KEYS)
     config = PGUConfig().training(**values)
     assert {k: getattr(config, k) for k in KEYS} == values

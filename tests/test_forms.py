@@ -26,7 +26,10 @@ B, N, D = 64, 5, 3
 
 
 def scale(name):
-    return make_scale(name, **PARAMS.get(name, {}))
+    from pgu_rllib.core.scales import SCALES
+
+    defaults = {k: p.default for k, p in SCALES[name].params.items() if p.default is not None}
+    return make_scale(name, **{**defaults, **PARAMS.get(name, {})})  # every registered scale, at its defaults
 
 
 def signals(g):

@@ -82,7 +82,7 @@ def test_registry_round_trip_on_postgresql(postgres_url):
     trials = fresh.trials(fresh.get_search("pg-search").id)
     assert len(trials) == 1 and trials[0]["score"] == 0.71 and trials[0]["node_id"] == "n1"
     assert fresh.get_search("pg-search").status.value == "complete"
-    assert fresh.get_search("pg-search").timings == {"test": {"wall_s": 1.5, "env_steps": 1024}}
+    assert fresh.get_search("pg-search").timings == {"test": {"wall_s": 1.5, "env_steps": 1024, "eval_env_steps": 0}}
     best = fresh.best("bandit", "paper")
     assert best["test_scores"] == [0.73] and best["selection_seeds"] == [1_000_000] and best["git_commit"] == "abc"
     assert [e["phase"] for e in fresh.evaluations(row.id)] == ["selection", "test"]
@@ -179,3 +179,9 @@ def test_a_registry_password_reaches_no_file_log_or_message(postgres_url, tmp_pa
     assert scanned > 20
     # the module's other tests share this database: find this search's own row
     assert Registry(url).get_search("bandit-paper-s0").status.value == "complete"
+
+
+def test_two_processes_one_lease_on_postgresql(postgres_url):
+    from test_lease import check_two_processes
+
+    check_two_processes(postgres_url)

@@ -157,9 +157,32 @@ def test_bad_scale_arguments_raise_value_error(call, needle):
 
 def test_every_scale_is_elementwise():
     x, y = torch.randn(5, 7), torch.randn(5, 7)
-    params = {"mla": {"alpha_o": 1.0, "alpha_r": 0.5}, "ppo_clip": {"epsilon": 0.2}}
+    params = {"mla": {"alpha_o": 1.0, "alpha_r": 0.5}, "ppo_clip": {"epsilon": 0.2},
+              "dpo": {"dpo_alpha": 2.0, "dpo_beta": 0.6}}
     for name in SCALE_NAMES:
         fn = make_scale(name, **params.get(name, {}))
         full = fn(x, y)
         assert full.shape == x.shape
         assert torch.allclose(full[2, 3], fn(x[2, 3:4], y[2, 3:4])[0])
+
+
+def dpo_objective(x, a, alpha, beta):
+    """Lu et al.'s DPO objective per sample, r·A − drift(r, A) with r = e^x, written as the paper writes it."""
+    r = torch.exp(x)
+    pos = torch.relu((r - 1) * a - alpha * torch.tanh((r - 1) * a / alpha))
+    neg = torch.relu(torch.log(r) * a - beta * torch.tanh(torch.log(r) * a / beta))
+    return r * a - torch.where(a >= 0, pos, neg)
+
+
+@pytest.mark.parametrize("alpha,beta", [(2.0, 0.6), (0.5, 0.1), (4.0, 2.0)])
+def test_dpo_scale_times_grad_log_pi_is_the_gradient_of_dpos_objective(alpha, beta):
+    """f(Δ_O, Δ_R)·∇log π = ∇(r·A − drift): with log π = θ, ∂/∂θ of the objective at x = θ − log b is f,
+    on a grid of (Δ_O, Δ_R) in float64, kinks (x = 0, A = 0) included."""
+    xs = torch.linspace(-3.0, 3.0, 121, dtype=torch.float64)
+    ys = torch.linspace(-4.0, 4.0, 81, dtype=torch.float64)
+    x, y = torch.meshgrid(xs, ys, indexing="ij")
+    theta = x.clone().requires_grad_(True)  # log π(a|s), the behaviour's log b = 0
+    dpo_objective(theta, y, alpha, beta).sum().backward()
+    f = make_scale("dpo", dpo_alpha=alpha, dpo_beta=beta)(x, y)
+    assert float((f - theta.grad).abs().max()) <= 1e-12
+    assert torch.equal(make_scale("dpo", dpo_alpha=alpha, dpo_beta=beta)(torch.zeros_like(ys), ys), ys)  # on-policy: PG

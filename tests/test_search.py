@@ -238,7 +238,7 @@ def test_ctrl_c_stops_cleanly_and_resume_finishes(tmp_path):
     ("params:\n  lr: {loguniform: [0, 1]}\n", [], "loguniform needs lo > 0"),
     ("base_preset: sgd\nparams:\n  lr: {fixed: 0.1}\n", [], "base_preset 'sgd' is unknown"),
     (None, ["--task", "pong"], "unknown task 'pong'; known: bandit"),
-    (None, ["--space", "nosuch"], "unknown search space 'nosuch'; shipped: full, mla, paper, ppo_knobs"),
+    (None, ["--space", "nosuch"], "unknown search space 'nosuch'; shipped: drift, full, mla, paper, ppo_knobs"),
     (None, ["--registry", "not a url"], "registry URL 'not a url' is malformed"),
     (None, ["--registry", "postgresql://pgu:secret@127.0.0.1:1/pgu"], "registry postgresql://pgu:***@127.0.0.1:1/pgu is unreachable"),
     (None, ["--registry", "nosuchdialect://x"], "registry URL 'nosuchdialect://x' cannot be used"),

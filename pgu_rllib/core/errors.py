@@ -46,6 +46,23 @@ class NothingToResume(PGUError):
         super().__init__(f"nothing to resume: no search {name!r} in {where}")
 
 
+class SearchChanged(PGUError):
+    """``--resume`` with settings that differ from the stored search's: names each difference."""
+
+    def __init__(self, name: str, differences: list[str]):
+        self.name, self.differences = name, differences
+        super().__init__(f"search {name!r} was started with other settings: {'; '.join(differences)}; resume it "
+                         f"with the stored settings or start a new search under another name")
+
+
+class SearchLocked(PGUError):
+    """Another live process holds the search's lease (one writer per search)."""
+
+    def __init__(self, name: str, holder: str):
+        self.name, self.holder = name, holder
+        super().__init__(f"search {name!r} is being written by {holder}; wait for it to finish or stop it first")
+
+
 class SearchFailed(PGUError):
     """Every trial (or a selection/test run) of a search failed: names the first error."""
 

@@ -70,3 +70,15 @@ def surrogate(
     if form == "P":
         return -f * tau * logp - tau * expected_q
     raise ValueError(f"unknown form {form!r}; allowed: {', '.join(FORMS)}")
+
+
+def k3(logp: torch.Tensor, ref_logp: torch.Tensor) -> torch.Tensor:
+    """DeepSeekMath's unbiased estimator of KL(π_θ‖π_ref) on an action sampled from π_θ:
+    ``π_ref/π_θ − log(π_ref/π_θ) − 1`` (≥ 0, 0 where the two agree). Its gradient w.r.t. θ is
+    ``(1 − π_ref/π_θ)·∇log π_θ``. The log-ratio is clamped to ±20 like every exponent here.
+
+    >>> k3(torch.log(torch.tensor([0.5, 0.25])), torch.log(torch.tensor([0.5, 0.5])))
+    tensor([0.0000, 0.3069])
+    """
+    log_ratio = (ref_logp - logp).clamp(-20.0, 20.0)
+    return torch.exp(log_ratio) - log_ratio - 1.0

@@ -25,8 +25,11 @@ What makes each one its algorithm is tested in ``tests/test_presets.py``:
 * ``npg``, ``trpo``: one natural step per batch (``step="natural"``), TRPO with its line search
   (``step="trust_region"``): the step never leaves the KL radius;
 * ``grpo``: Δ_R = each sample's return standardised among the samples of the same state, with
-  PPO's clip; needs a task that samples several actions per state (the bandit's ``group_size``);
-* ``optimistic_pg``: A2C's one step per batch with the optimiser fed g + (g − g_prev).
+  PPO's clip and DeepSeekMath's penalty β·KL(π_θ‖π_ref), β = 0.04, π_ref the initial policy (k3
+  estimator); needs a task that samples several actions per state (the bandit's ``group_size``).
+  ``grpo_no_kl`` is the same without the penalty;
+* ``optimistic_pg``: A2C's one step per batch with the optimiser fed g + (g − g_prev);
+* ``dpo``: Lu et al.'s discovered drift (α = 2, β = 0.6) as the scale, PPO's recipe otherwise.
 
 Example::
 
@@ -43,46 +46,49 @@ _ONE_STEP = {"num_epochs": 1, "minibatch_size": None, "use_kl_loss": False}
 # biasing the batch towards short ones).
 _WHOLE_EPISODES = {"batch_mode": "complete_episodes", "num_envs_per_env_runner": 1}
 
-PRESETS: dict[str, dict] = {
-    "ppo": {"form": "V", "scale": "ppo_clip", "epsilon": 0.2, "delta_r": "advantage", "tau": 1.0,
-            "use_kl_loss": False},
-    "reinforce": {"form": "V", "scale": "sq", "delta_r": "return", "normalize_delta_r": False,
-                  "use_critic": False, **_ONE_STEP, **_WHOLE_EPISODES},
-    "reinforce_baseline": {"form": "V", "scale": "sq", "delta_r": "v", "normalize_delta_r": False,
-                           "lambda": 1.0, **_ONE_STEP, **_WHOLE_EPISODES},
-    "a2c": {"form": "V", "scale": "sq", "delta_r": "advantage", **_ONE_STEP},
-    "pg_is": {"form": "V", "scale": "sq", "delta_r": "advantage", "use_kl_loss": False},
-    "pgpb": {"form": "P", "scale": "sq", "delta_r": "q", "normalize_delta_r": False, "use_kl_loss": False},
-    "ml": {"form": "V", "scale": "ml", "delta_r": "advantage", "use_kl_loss": False},
-    "sil_scale": {"form": "V", "scale": "sil", "delta_r": "advantage", "use_kl_loss": False},
-    "mla": {"form": "V", "scale": "mla", "alpha_o": 1.0, "alpha_r": 1.0, "delta_r": "advantage",
-            "use_kl_loss": False},
-    "mdpo": {"form": "V", "scale": "sq", "delta_r": "advantage", "use_kl_loss": True, "kl_coeff": 1.0,
-             "kl_direction": "new_old", "kl_schedule": "mdpo"},
-    "npg": {"form": "V", "scale": "sq", "delta_r": "advantage", "step": "natural", "max_kl": 0.01, **_ONE_STEP},
-    "trpo": {"form": "V", "scale": "sq", "delta_r": "advantage", "step": "trust_region", "max_kl": 0.01,
-             **_ONE_STEP},
-    "grpo": {"form": "V", "scale": "ppo_clip", "epsilon": 0.2, "delta_r": "group", "use_kl_loss": False},
-    "optimistic_pg": {"form": "V", "scale": "sq", "delta_r": "advantage", "step": "optimistic", "optimism": 1.0,
-                      **_ONE_STEP},
-}
+PRESETS: dict[str, dict] = {}  # name -> config keys
+DESCRIPTIONS: dict[str, str] = {}  # name -> one line for `pgu presets`
 
-DESCRIPTIONS = {
-    "ppo": "PPO-clip: V, ppo_clip(ε=0.2), GAE advantage, no KL penalty",
-    "reinforce": "REINFORCE: V, sq, Δ_R = Monte-Carlo return G_t of whole episodes, no baseline, one step per batch",
-    "reinforce_baseline": "REINFORCE with baseline: V, sq, Δ_R = G_t − V(s), one step per batch",
-    "a2c": "A2C: V, sq, GAE advantage, one step per batch",
-    "pg_is": "importance-weighted PG: V, sq, GAE advantage, PPO's epochs and minibatches, no clip",
-    "pgpb": "PG with policy-logit baseline: P, sq, Δ_R = R̂ − q_θ (unbiased for τ∇J)",
-    "ml": "max-likelihood scale: V, e^x(e^y − 1), GAE advantage",
-    "sil_scale": "the self-imitation scale (y)_+ alone: V, e^x·(y)_+, no replay (not SIL)",
-    "mla": "parametric scale mla(α_o=1, α_r=1) (the talk's max-likelihood point; α_r=½ matches ml to 2nd order)",
-    "mdpo": "MDPO: V, sq, GAE advantage, penalty KL(π_θ‖π_old)/η_t, η_t = 1 − t/T annealed",
-    "npg": "natural PG: V, sq, GAE advantage, one natural step per batch (KL radius 0.01, CG)",
-    "trpo": "TRPO: npg's step, then a line search keeping KL ≤ 0.01 with an improved surrogate",
-    "grpo": "GRPO: V, ppo_clip(0.2), Δ_R = returns standardised within groups of the same state",
-    "optimistic_pg": "optimistic PG: V, sq, GAE advantage, Adam on g + (g − g_prev), one step per batch",
-}
+
+def preset(name: str, description: str, **keys) -> None:
+    """Declare preset ``name``: its one-line description and its config keys, in one place."""
+    PRESETS[name], DESCRIPTIONS[name] = keys, description
+
+
+preset("ppo", "PPO-clip: V, ppo_clip(ε=0.2), GAE advantage, no KL penalty",
+       form="V", scale="ppo_clip", epsilon=0.2, delta_r="advantage", tau=1.0, use_kl_loss=False)
+preset("reinforce", "REINFORCE: V, sq, Δ_R = Monte-Carlo return G_t of whole episodes, no baseline, one step per batch",
+       form="V", scale="sq", delta_r="return", normalize_delta_r=False, use_critic=False, **_ONE_STEP,
+       **_WHOLE_EPISODES)
+preset("reinforce_baseline", "REINFORCE with baseline: V, sq, Δ_R = G_t − V(s), one step per batch",
+       form="V", scale="sq", delta_r="v", normalize_delta_r=False, **{"lambda": 1.0}, **_ONE_STEP, **_WHOLE_EPISODES)
+preset("a2c", "A2C: V, sq, GAE advantage, one step per batch", form="V", scale="sq", delta_r="advantage", **_ONE_STEP)
+preset("pg_is", "importance-weighted PG: V, sq, GAE advantage, PPO's epochs and minibatches, no clip",
+       form="V", scale="sq", delta_r="advantage", use_kl_loss=False)
+preset("pgpb", "PG with policy-logit baseline: P, sq, Δ_R = R̂ − q_θ (unbiased for τ∇J)",
+       form="P", scale="sq", delta_r="q", normalize_delta_r=False, use_kl_loss=False)
+preset("ml", "max-likelihood scale: V, e^x(e^y − 1), GAE advantage",
+       form="V", scale="ml", delta_r="advantage", use_kl_loss=False)
+preset("sil_scale", "the self-imitation scale (y)_+ alone: V, e^x·(y)_+, no replay (not SIL)",
+       form="V", scale="sil", delta_r="advantage", use_kl_loss=False)
+preset("mla", "parametric scale mla(α_o=1, α_r=1) (the talk's max-likelihood point; α_r=½ matches ml to 2nd order)",
+       form="V", scale="mla", alpha_o=1.0, alpha_r=1.0, delta_r="advantage", use_kl_loss=False)
+preset("dpo", "DPO (Lu et al. 2022): V, the gradient of r·A − drift(r, A) with α=2, β=0.6, GAE advantage, PPO's recipe",
+       form="V", scale="dpo", dpo_alpha=2.0, dpo_beta=0.6, delta_r="advantage", tau=1.0, use_kl_loss=False)
+preset("mdpo", "MDPO: V, sq, GAE advantage, penalty KL(π_θ‖π_old)/η_t, η_t = 1 − t/T annealed",
+       form="V", scale="sq", delta_r="advantage", use_kl_loss=True, kl_coeff=1.0, kl_direction="new_old",
+       kl_schedule="mdpo")
+preset("npg", "natural PG: V, sq, GAE advantage, one natural step per batch (KL radius 0.01, CG)",
+       form="V", scale="sq", delta_r="advantage", step="natural", max_kl=0.01, **_ONE_STEP)
+preset("trpo", "TRPO: npg's step, then a line search keeping KL ≤ 0.01 with an improved surrogate",
+       form="V", scale="sq", delta_r="advantage", step="trust_region", max_kl=0.01, **_ONE_STEP)
+preset("grpo", "GRPO: V, ppo_clip(0.2), Δ_R = returns standardised within groups of the same state, "
+       "β=0.04·KL(π_θ‖π_initial) (k3)",
+       form="V", scale="ppo_clip", epsilon=0.2, delta_r="group", use_kl_loss=False, ref_kl_coeff=0.04, ref_refresh=0)
+preset("grpo_no_kl", "GRPO without its reference KL: V, ppo_clip(0.2), group-standardised returns, β=0",
+       form="V", scale="ppo_clip", epsilon=0.2, delta_r="group", use_kl_loss=False, ref_kl_coeff=0.0)
+preset("optimistic_pg", "optimistic PG: V, sq, GAE advantage, Adam on g + (g − g_prev), one step per batch",
+       form="V", scale="sq", delta_r="advantage", step="optimistic", optimism=1.0, **_ONE_STEP)
 
 
 def get_preset(name: str) -> dict:

@@ -14,6 +14,7 @@ Example::
 """
 from __future__ import annotations
 
+import dataclasses
 import math
 from typing import Callable
 
@@ -70,27 +71,101 @@ def make_ppo_clip(epsilon: float) -> ScaleFn:
     return f_ppo_clip
 
 
-# name -> (factory, {param: (low, high, low_inclusive)})
-_SCALES = {
-    "sq": (lambda: f_sq, {}),
-    "ml": (lambda: f_ml, {}),
-    "sil": (lambda: f_sil, {}),
-    "mla_piecewise": (lambda: f_mla_piecewise, {}),
-    "mla": (make_mla, {"alpha_o": (0.0, math.inf, True), "alpha_r": (0.0, math.inf, True)}),
-    "ppo_clip": (make_ppo_clip, {"epsilon": (0.0, 1.0, False)}),
-}
-SCALE_NAMES = tuple(_SCALES)
-SCALE_PARAMS = {name: tuple(params) for name, (_, params) in _SCALES.items()}
+def make_dpo(dpo_alpha: float, dpo_beta: float) -> ScaleFn:
+    """DPO's drift (Lu et al., NeurIPS 2022) as a scale: the gradient of r·A − drift(r, A), r = e^x, A = y.
+
+    drift = relu((r−1)A − α·tanh((r−1)A/α)) for A ≥ 0, relu(A·log r − β·tanh(A·log r/β)) for A < 0.
+    With g(u) = u − c·tanh(u/c), g'(u) = tanh²(u/c), and relu(g(u)) > 0 exactly when u > 0, so
+    f = r·∂/∂r [r·A − drift] is (docs/spec.md §4):
+
+    * A ≥ 0: f = e^x·y·(1 − 1{x > 0}·tanh²((e^x − 1)·y/α));
+    * A < 0: f = e^x·y − 1{x < 0}·y·tanh²(x·y/β).
+
+    At x = 0 both are y: on-policy, DPO is the policy gradient.
+    """
+
+    def f_dpo(x, y):
+        r = _exp(x)
+        pos = r * y * (1.0 - torch.where(x > 0, torch.tanh((r - 1.0) * y / dpo_alpha) ** 2, torch.zeros_like(y)))
+        neg = r * y - torch.where(x < 0, y * torch.tanh(x * y / dpo_beta) ** 2, torch.zeros_like(y))
+        return torch.where(y >= 0, pos, neg)
+
+    return f_dpo
 
 
-def _check_param(scale: str, key: str, value, bounds) -> float:
-    low, high, low_inclusive = bounds
-    allowed = f"{'[' if low_inclusive else '('}{low:g}, {high:g})"
+# -- the registry of scales: the one place a scale and its parameters are declared --------------
+
+@dataclasses.dataclass(frozen=True)
+class ScaleParam:
+    """A scale parameter: a config key of its own (``alpha_o``, ``dpo_beta``), its domain and default."""
+
+    low: float
+    high: float = math.inf
+    low_inclusive: bool = True
+    default: float | None = None  # None: the user must give it with this scale
+    doc: str = ""
+
+    @property
+    def allowed(self) -> str:
+        return f"{'[' if self.low_inclusive else '('}{self.low:g}, {self.high:g})"
+
+
+@dataclasses.dataclass(frozen=True)
+class ScaleSpec:
+    """A scale: its name, the factory ``(**params) -> f(x, y)`` and its parameters (the config keys)."""
+
+    name: str
+    factory: Callable[..., ScaleFn]
+    params: dict = dataclasses.field(default_factory=dict)  # key -> ScaleParam
+    doc: str = ""
+
+
+SCALES: dict[str, ScaleSpec] = {}
+
+
+def register_scale(spec: ScaleSpec) -> ScaleSpec:
+    """Add a scale to the family. Its parameters become config keys (``UpdateRule`` fields), searchable,
+    mutable under PBT and logged as ``rule_<key>``; a key may be shared only with the same domain."""
+    for key, param in spec.params.items():
+        for other in SCALES.values():
+            if key in other.params and other.params[key] != param:
+                raise ValueError(f"scale {spec.name!r}: parameter {key!r} is {other.name!r}'s with another domain")
+    SCALES[spec.name] = spec
+    return spec
+
+
+_ALPHA = dict(low=0.0)
+for _spec in (
+    ScaleSpec("sq", lambda: f_sq, doc="e^x·y"),
+    ScaleSpec("ml", lambda: f_ml, doc="e^x·(e^y − 1)"),
+    ScaleSpec("sil", lambda: f_sil, doc="e^x·(y)₊"),
+    ScaleSpec("mla_piecewise", lambda: f_mla_piecewise, doc="the talk's piecewise table entry"),
+    ScaleSpec("mla", make_mla, {"alpha_o": ScaleParam(**_ALPHA, doc="mla's weight on Δ_O"),
+                                "alpha_r": ScaleParam(**_ALPHA, doc="mla's weight on Δ_R")},
+              doc="y·max(1 + α_o·x + α_r·y, (1 + α_o·x)₊/2)"),
+    ScaleSpec("ppo_clip", make_ppo_clip, {"epsilon": ScaleParam(0.0, 1.0, False, 0.2, "ppo_clip's ε")},
+              doc="e^x·y inside PPO's trust region, else 0"),
+    ScaleSpec("dpo", make_dpo, {"dpo_alpha": ScaleParam(0.0, math.inf, False, 2.0, "DPO's drift scale for A ≥ 0 (α)"),
+                                "dpo_beta": ScaleParam(0.0, math.inf, False, 0.6, "DPO's drift scale for A < 0 (β)")},
+              doc="the gradient of DPO's r·A − drift(r, A)"),
+):
+    register_scale(_spec)
+
+SCALE_NAMES = tuple(SCALES)
+
+
+def scale_params() -> dict[str, ScaleParam]:
+    """Every scale parameter of every registered scale (config key -> ``ScaleParam``)."""
+    return {k: p for spec in SCALES.values() for k, p in spec.params.items()}
+
+
+def _check_param(scale: str, key: str, value, param: ScaleParam) -> float:
+    allowed = param.allowed
     try:
         v = float(value)
     except (TypeError, ValueError):
         raise ValueError(f"scale {scale!r}: {key}={value!r} is not a number; allowed {allowed}") from None
-    ok = (v >= low if low_inclusive else v > low) and v < high
+    ok = (v >= param.low if param.low_inclusive else v > param.low) and v < param.high
     if not (ok and math.isfinite(v)):
         raise ValueError(f"scale {scale!r}: {key}={value!r} is out of range; allowed {allowed}")
     return v
@@ -99,10 +174,9 @@ def _check_param(scale: str, key: str, value, bounds) -> float:
 def make_scale(name: str, **params) -> ScaleFn:
     """Return the scale function ``f(delta_o, delta_r) -> tensor`` called ``name``.
 
-    ``name`` is one of ``sq, ml, sil, mla_piecewise, mla, ppo_clip``; ``mla``
-    needs ``alpha_o, alpha_r`` (each ≥ 0), ``ppo_clip`` needs ``epsilon`` in
-    (0, 1); the others take none. Anything else raises ``ValueError`` naming
-    the bad value and what is allowed.
+    ``name`` is one of the registered scales (``SCALE_NAMES``); it takes exactly its parameters
+    (``mla``: ``alpha_o, alpha_r`` ≥ 0; ``ppo_clip``: ``epsilon`` in (0, 1); ``dpo``: ``dpo_alpha,
+    dpo_beta`` > 0). Anything else raises ``ValueError`` naming the bad value and what is allowed.
 
     Example::
 
@@ -110,14 +184,14 @@ def make_scale(name: str, **params) -> ScaleFn:
         >>> f(torch.tensor([0.0, 0.5]), torch.tensor([2.0, 2.0]))
         tensor([2., 0.])
     """
-    if name not in _SCALES:
-        raise ValueError(f"unknown scale {name!r}; allowed: {', '.join(SCALE_NAMES)}")
-    factory, spec = _SCALES[name]
-    extra = sorted(set(params) - set(spec))
+    if name not in SCALES:
+        raise ValueError(f"unknown scale {name!r}; allowed: {', '.join(SCALES)}")
+    spec = SCALES[name]
+    extra = sorted(set(params) - set(spec.params))
     if extra:
-        allowed = ", ".join(spec) or "none"
+        allowed = ", ".join(spec.params) or "none"
         raise ValueError(f"scale {name!r} takes no parameter {', '.join(extra)}; its parameters: {allowed}")
-    missing = [k for k in spec if params.get(k) is None]
+    missing = [k for k in spec.params if params.get(k) is None]
     if missing:
         raise ValueError(f"scale {name!r} needs parameter(s) {', '.join(missing)}")
-    return factory(**{k: _check_param(name, k, params[k], spec[k]) for k in spec})
+    return spec.factory(**{k: _check_param(name, k, params[k], p) for k, p in spec.params.items()})

@@ -26,7 +26,7 @@ import math
 
 from pgu_rllib.core.forms import FORMS
 from pgu_rllib.core.qreading import PARAMETERISATIONS, check_tau
-from pgu_rllib.core.scales import SCALE_NAMES, SCALE_PARAMS, make_scale
+from pgu_rllib.core.scales import SCALE_NAMES, SCALES, make_scale, scale_params
 from pgu_rllib.core.signals import DELTA_R_CHOICES
 from pgu_rllib.core.steps import STEPS
 
@@ -48,38 +48,15 @@ _NOT_PGPB = {
 }
 
 
-@dataclasses.dataclass
-class UpdateRule:
-    """The keys of one update rule, with the defaults ``PGUConfig`` uses.
+def _scale_fields() -> list[tuple]:
+    """One ``UpdateRule`` field per parameter of the registered scales (``core.scales.SCALES``)."""
+    return [(key, float | None, _key(param.default, param.doc + (" (required with that scale)" if param.default is None
+                                                                 else ""), param.allowed))
+            for key, param in scale_params().items()]
 
-    Defaults are PPO's clipped update (form ``V``, scale ``ppo_clip``, ε = 0.2, Δ_R = Â)
-    with RLlib's KL(π_old‖π_θ) penalty and adaptive coefficient (active when
-    ``use_kl_loss``).
-    """
 
-    form: str = _key("V", "which gradient the scale multiplies (§3)", FORMS)
-    scale: str = _key("ppo_clip", "the scale function f(Δ_O, Δ_R) (§4)", SCALE_NAMES)
-    alpha_o: float | None = _key(None, "mla's weight on Δ_O; required with scale=mla", "≥ 0")
-    alpha_r: float | None = _key(None, "mla's weight on Δ_R; required with scale=mla", "≥ 0")
-    epsilon: float | None = _key(0.2, "ppo_clip's ε", "(0, 1)")
-    tau: float = _key(1.0, "temperature of π ∝ exp(q/τ) (§2)", "> 0")
-    delta_r: str = _key("advantage", "Δ_R: Â (RLlib's standardised GAE), R̂ − q_θ(s,a), R̂ − v_θ(s), "
-                        "or the Monte-Carlo return G_t (§1)", DELTA_R_CHOICES)
-    normalize_delta_r: bool = _key(False, "standardise Δ_R per minibatch (not with advantage or form P)",
-                                   "true, false")
-    parameterisation: str = _key("soft", "how q_θ is read off the policy (§2)", PARAMETERISATIONS)
-    kl_direction: str = _key("old_new", "the KL penalty: KL(π_old‖π_θ) (PPO) or KL(π_θ‖π_old) (MDPO)",
-                             KL_DIRECTIONS)
-    kl_schedule: str = _key("adaptive", "its coefficient: RLlib's adaptive rule, fixed at kl_coeff, or "
-                            f"MDPO's kl_coeff/η_t with η_t = max(1 − t/T, {MDPO_ETA_MIN})", KL_SCHEDULES)
-    step: str = _key("first_order", "how the surrogate's gradient moves the policy: the optimiser, a natural "
-                     "step, a trust-region step, or the optimistic (extrapolated) gradient", STEPS)
-    max_kl: float = _key(0.01, "natural and trust_region: the KL radius δ of a step", "> 0")
-    cg_iters: int = _key(10, "natural and trust_region: conjugate-gradient iterations for F⁻¹g", "an integer ≥ 1")
-    cg_damping: float = _key(0.01, "natural and trust_region: F + damping·I", "≥ 0")
-    line_search_steps: int = _key(10, "trust_region: backtracking steps (β = ½) before giving up the step",
-                                  "an integer ≥ 1")
-    optimism: float = _key(1.0, "optimistic: g + c·(g − g_prev); c = 0 is first_order", "≥ 0")
+class _UpdateRuleMethods:
+    """The behaviour of ``UpdateRule`` (its fields are built below, the scale parameters from the registry)."""
 
     @classmethod
     def keys(cls) -> tuple[str, ...]:
@@ -93,7 +70,7 @@ class UpdateRule:
 
     def scale_params(self) -> dict:
         """The parameters the chosen scale takes, e.g. ``{"epsilon": 0.2}``."""
-        return {k: getattr(self, k) for k in SCALE_PARAMS.get(self.scale, ())}
+        return {k: getattr(self, k) for k in SCALES[self.scale].params} if self.scale in SCALES else {}
 
     def validate(self) -> "UpdateRule":
         """Raise ``ValueError`` naming the first bad key (or combination) and what is allowed."""
@@ -107,7 +84,11 @@ class UpdateRule:
         make_scale(self.scale, **self.scale_params())
         for key, ok in (("max_kl", _positive(self.max_kl)), ("cg_damping", _non_negative(self.cg_damping)),
                         ("optimism", _non_negative(self.optimism)), ("cg_iters", _count(self.cg_iters)),
-                        ("line_search_steps", _count(self.line_search_steps))):
+                        ("optimism_lr", _non_negative(self.optimism_lr)),
+                        ("optimism_adaptive", isinstance(self.optimism_adaptive, bool)),
+                        ("line_search_steps", _count(self.line_search_steps)),
+                        ("ref_kl_coeff", _non_negative(self.ref_kl_coeff)),
+                        ("ref_refresh", _count(self.ref_refresh) or (_integer(self.ref_refresh) and self.ref_refresh == 0))):
             if not ok:
                 allowed = dataclasses.fields(self)[[f.name for f in dataclasses.fields(self)].index(key)]
                 raise ValueError(f"{key}={getattr(self, key)!r} is not allowed; allowed: {allowed.metadata['allowed']}")
@@ -127,6 +108,46 @@ class UpdateRule:
         return make_scale(self.scale, **self.scale_params())
 
 
+UpdateRule = dataclasses.make_dataclass("UpdateRule", [
+    ("form", str, _key("V", "which gradient the scale multiplies (§3)", FORMS)),
+    ("scale", str, _key("ppo_clip", "the scale function f(Δ_O, Δ_R) (§4)", SCALE_NAMES)),
+    *_scale_fields(),
+    ("tau", float, _key(1.0, "temperature of π ∝ exp(q/τ) (§2)", "> 0")),
+    ("delta_r", str, _key("advantage", "Δ_R: Â (RLlib's standardised GAE), R̂ − q_θ(s,a), R̂ − v_θ(s), "
+                          "or the Monte-Carlo return G_t (§1)", DELTA_R_CHOICES)),
+    ("normalize_delta_r", bool, _key(False, "standardise Δ_R per minibatch (not with advantage or form P)",
+                                     "true, false")),
+    ("parameterisation", str, _key("soft", "how q_θ is read off the policy (§2)", PARAMETERISATIONS)),
+    ("kl_direction", str, _key("old_new", "the KL penalty: KL(π_old‖π_θ) (PPO) or KL(π_θ‖π_old) (MDPO)",
+                               KL_DIRECTIONS)),
+    ("kl_schedule", str, _key("adaptive", "its coefficient: RLlib's adaptive rule, fixed at kl_coeff, or "
+                              f"MDPO's kl_coeff/η_t with η_t = max(1 − t/T, {MDPO_ETA_MIN})", KL_SCHEDULES)),
+    ("step", str, _key("first_order", "how the surrogate's gradient moves the policy: the optimiser (Adam), a "
+                       "natural step, a trust-region step, Adam on the extrapolated gradient, optimistic gradient "
+                       "descent, or Optimistic Adam", STEPS)),
+    ("max_kl", float, _key(0.01, "natural and trust_region: the KL radius δ of a step", "> 0")),
+    ("cg_iters", int, _key(10, "natural and trust_region: conjugate-gradient iterations for F⁻¹g", "an integer ≥ 1")),
+    ("cg_damping", float, _key(0.01, "natural and trust_region: F + damping·I", "≥ 0")),
+    ("line_search_steps", int, _key(10, "trust_region: backtracking steps (β = ½) before giving up the step",
+                                    "an integer ≥ 1")),
+    ("optimism", float, _key(1.0, "optimistic and optimistic_sgd: the coefficient c of g + c·(g − g_prev); c = 0 "
+                              "is first order", "≥ 0")),
+    ("optimism_adaptive", bool, _key(False, "optimistic_sgd: adapt c by the hypergradient of the next step's loss",
+                                     "true, false")),
+    ("optimism_lr", float, _key(0.01, "optimistic_sgd with optimism_adaptive: the step size β_c of c", "≥ 0")),
+    ("ref_kl_coeff", float, _key(0.0, "GRPO's β: the penalty β·KL(π_θ‖π_ref), k3 estimator; 0: none", "≥ 0")),
+    ("ref_refresh", int, _key(0, "π_ref: the initial policy (0), or the current one every K updates",
+                              "an integer ≥ 0")),
+], bases=(_UpdateRuleMethods,))
+UpdateRule.__module__ = __name__
+UpdateRule.__doc__ = """The keys of one update rule, with the defaults ``PGUConfig`` uses.
+
+    Defaults are PPO's clipped update (form ``V``, scale ``ppo_clip``, ε = 0.2, Δ_R = Â) with RLlib's
+    KL(π_old‖π_θ) penalty and adaptive coefficient (active when ``use_kl_loss``). The fields between
+    ``scale`` and ``tau`` are the registered scales' parameters (``core.scales.SCALES``), in registry order.
+    """
+
+
 def _number(v) -> bool:
     return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
 
@@ -139,8 +160,12 @@ def _non_negative(v) -> bool:
     return _number(v) and v >= 0
 
 
+def _integer(v) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
 def _count(v) -> bool:
-    return isinstance(v, int) and not isinstance(v, bool) and v >= 1
+    return _integer(v) and v >= 1
 
 
 KEYS = UpdateRule.keys()

@@ -7,7 +7,9 @@ checked in ``validate()``. It also holds three run-level keys that the task reci
 * ``pgu_budget``: the run's env-step budget T (MDPO's η_t and ``lr_anneal`` need it);
 * ``lr_anneal``: anneal ``lr`` linearly to 0 at T (CleanRL's MuJoCo schedule), so a search
   that samples a float ``lr`` keeps the recipe's shape;
-* ``log_std_init``: the initial log-std of a Gaussian policy (RLlib starts it at 0).
+* ``log_std_init``: the initial log-std of a Gaussian policy (RLlib starts it at 0);
+* ``pgu_objective``: the tuning objective, ``train`` (recent training returns) or ``eval`` (the
+  periodic evaluation every ``pgu_eval_interval`` env steps; see ``callbacks.py``).
 
 Example::
 
@@ -30,12 +32,13 @@ from pgu_rllib.rllib.compat import patches_enabled, require
 from pgu_rllib.rllib._env_runner import PGUEnvRunner
 from pgu_rllib.rllib.learner import PGUTorchLearner
 from pgu_rllib.rllib.ray_session import quiet_logs
+from pgu_rllib.core.scales import scale_params
 from pgu_rllib.core.update_rule import KEYS, UpdateRule
 
-RUN_KEYS = ("pgu_task", "pgu_budget", "lr_anneal", "log_std_init", "pgu_schedule")
+OBJECTIVES = ("train", "eval")
 # Keys a population-based search may change during training, and a schedule may set: the learner
 # reads them at every update (PGUTorchLearner.set_rule_values).
-MUTABLE_KEYS = ("alpha_o", "alpha_r", "epsilon", "max_kl", "optimism", "cg_damping", "lr", "entropy_coeff",
+MUTABLE_KEYS = (*scale_params(), "max_kl", "optimism", "ref_kl_coeff", "cg_damping", "lr", "entropy_coeff",
                 "vf_loss_coeff", "grad_clip", "kl_coeff")
 require(PPOConfig, ("_model_config_auto_includes",), "passing τ to the logit modules")
 CALLBACKS_STATE = "pgu_callbacks"  # the key of the callbacks' state in PGU's checkpoint
@@ -90,6 +93,8 @@ class PGUConfig(PPOConfig):
         self.lr_anneal = False
         self.log_std_init = None
         self.pgu_schedule = None  # [[env steps, {mutable key: value}], ...]: values put in effect on the way
+        self.pgu_objective = "train"  # the tuning objective: training returns, or the periodic evaluation
+        self.pgu_eval_interval = None  # env steps between periodic evaluations (default: a tenth of the budget)
         if patches_enabled():
             self.env_runner_cls = PGUEnvRunner  # RLlib's runner minus per-step connector timers
 
@@ -140,6 +145,11 @@ class PGUConfig(PPOConfig):
                               "'env_config={n_actions: 8, group_size: 8}'); the other tasks cannot")
         if self.pgu_schedule is not None:
             _check_schedule(self.pgu_schedule, self._value_error)
+        if self.pgu_objective not in OBJECTIVES:
+            self._value_error(f"pgu_objective={self.pgu_objective!r} is not allowed; allowed: {', '.join(OBJECTIVES)}")
+        if self.pgu_eval_interval is not None and not _POSITIVE_INT[0](self.pgu_eval_interval):
+            self._value_error(f"pgu_eval_interval={self.pgu_eval_interval!r} is not allowed; allowed: null or "
+                              f"{_POSITIVE_INT[1]}")
         if self.lr_anneal and not isinstance(self.lr, (int, float)):
             self._value_error(f"lr_anneal=true needs a number lr, got {self.lr!r}")
 

@@ -20,7 +20,15 @@ module only calls its ``floor``, ``metrics`` and ``objective``, so the RLlib lay
 imports the tasks layer. A plain ``PGUConfig`` has no task: the objective is then the episode
 return and the floor −1e6.
 
-The window, the episode count and the objective history are part of the algorithm's checkpoint
+**The eval objective** (``config.pgu_objective == "eval"``, episodic tasks): every
+``pgu_eval_interval`` env steps and at the budget, the task's evaluator scores the current policy
+(``task.evaluate``: deterministic, seeded, normalisation frozen; it reads the algorithm and changes
+nothing in it), and ``objective`` is the latest evaluation's mean (the floor before the first one),
+as RL Zoo's ``TrialEvalCallback`` does. ``eval_return_mean`` and ``eval_env_steps`` (the evaluation's
+own env steps, never counted as training steps) are reported with it.
+
+The window, the episode count, the objective history and the evaluation state are part of the
+algorithm's checkpoint
 (``get_state``/``set_state``, saved by ``PGU.get_state``): a trial that Tune pauses and restores
 (PBT/PB2 do it at every perturbation, a resumed search once) goes on with the same area and window
 as a run that was never paused.
@@ -60,14 +68,21 @@ class EpisodeReturns(RLlibCallback):
         self._total = 0
         self._partial: dict[str, float] = {}  # episode id -> return of its earlier chunks
         self._history: list[float] = []  # the task's objective metric, one per iteration
+        self._eval: float | None = None  # the latest periodic evaluation's mean (objective "eval")
+        self._eval_steps = 0  # env steps the periodic evaluations took
+        self._next_eval = 0  # env steps at which the next periodic evaluation is due
 
     def get_state(self) -> dict:
-        """What a checkpoint keeps: the return window, the episode count and the objective history."""
-        return {"window": list(self._window), "total": self._total, "history": list(self._history)}
+        """What a checkpoint keeps: the return window, the episode count, the objective history and the
+        periodic evaluation's state."""
+        return {"window": list(self._window), "total": self._total, "history": list(self._history),
+                "eval": self._eval, "eval_steps": self._eval_steps, "next_eval": self._next_eval}
 
     def set_state(self, state: dict) -> None:
         self._window = collections.deque(state["window"], maxlen=WINDOW)
         self._total, self._history = int(state["total"]), list(state["history"])
+        self._eval, self._eval_steps = state.get("eval"), int(state.get("eval_steps", 0))
+        self._next_eval = int(state.get("next_eval", 0))
         self._partial = {}  # a restored run starts new episodes
 
     def on_algorithm_init(self, *, algorithm, **kwargs):
@@ -110,6 +125,21 @@ class EpisodeReturns(RLlibCallback):
             objective = task.objective(metrics, self._history)
             if objective is not None:
                 pgu[keys.OBJECTIVE] = objective
+        if getattr(algorithm.config, "pgu_objective", "train") == "eval" and task is not None and task.episodic:
+            self._periodic_eval(algorithm, int(result.get(keys.ENV_STEPS, 0)))
+            pgu[keys.OBJECTIVE] = self._eval if self._eval is not None else float(floor)
+            pgu[keys.EVAL_RETURN_MEAN] = self._eval
+            pgu[keys.EVAL_ENV_STEPS] = self._eval_steps
+
+    def _periodic_eval(self, algorithm, steps: int) -> None:
+        """Evaluate when ``pgu_eval_interval`` env steps have passed since the last one, or at the budget."""
+        config = algorithm.config
+        budget = int(config.pgu_budget or 0)
+        if steps >= self._next_eval or (budget and steps >= budget):
+            ev = config.pgu_task.evaluate(algorithm)
+            self._eval, self._eval_steps = ev.mean, self._eval_steps + ev.env_steps
+            interval = int(config.pgu_eval_interval or max(1, budget // 10))
+            self._next_eval = (steps // interval + 1) * interval
 
 
 def _node_id() -> str | None:

@@ -40,11 +40,15 @@ from ray.rllib.utils.torch_utils import explained_variance
 from pgu_rllib.rllib._fast_update import FastUpdateMixin, LeanEpochsMixin, lr_or_schedule
 from pgu_rllib.rllib import keys
 from pgu_rllib.rllib.connectors import PGUAdvantageEstimation
+from pgu_rllib.rllib.reference import ReferenceMixin
 from pgu_rllib.rllib.steps import StepMixin
-from pgu_rllib.core.forms import expected_q_continuous, expected_q_discrete, surrogate
+from pgu_rllib.core.forms import expected_q_continuous, expected_q_discrete, k3, surrogate
 from pgu_rllib.core.qreading import q_all_actions, q_soft
 from pgu_rllib.core.signals import check_finite, delta_o, delta_r
 from pgu_rllib.core.update_rule import MDPO_ETA_MIN, UpdateRule
+
+
+KL_COEFFS_STATE = "pgu_kl_coeffs"
 
 
 def mdpo_kl_coeff(kl_coeff: float, env_steps: int, budget: int) -> float:
@@ -52,7 +56,7 @@ def mdpo_kl_coeff(kl_coeff: float, env_steps: int, budget: int) -> float:
     return kl_coeff / max(1.0 - env_steps / budget, MDPO_ETA_MIN)
 
 
-class PGUTorchLearner(StepMixin, LeanEpochsMixin, FastUpdateMixin, PPOTorchLearner):
+class PGUTorchLearner(ReferenceMixin, StepMixin, LeanEpochsMixin, FastUpdateMixin, PPOTorchLearner):
     """A ``PPOTorchLearner`` whose policy loss is any member of the PGU family.
 
     ``StepMixin`` turns the surrogate's gradient into the rule's ``step`` (natural, trust region,
@@ -174,11 +178,16 @@ class PGUTorchLearner(StepMixin, LeanEpochsMixin, FastUpdateMixin, PPOTorchLearn
         policy_loss = masked_mean(surr if entropy is None else surr - entropy_coeff * entropy)
         if config.use_kl_loss:
             policy_loss = policy_loss + self.curr_kl_coeffs_per_module[module_id] * mean_kl_loss
+        ref_kl = ref_dist = None
+        if rule.ref_kl_coeff > 0:  # GRPO's β·KL(π_θ‖π_ref), k3 on the sampled actions (reference.py)
+            ref_dist = module.get_train_action_dist_cls().from_logits(self.reference_logits(module_id, batch))
+            ref_kl = masked_mean(k3(logp, ref_dist.logp(batch[Columns.ACTIONS])))
+            policy_loss = policy_loss + rule.ref_kl_coeff * ref_kl
         mean_vf_loss = masked_mean(vf_loss_clipped)
         return {"total": policy_loss + config.vf_loss_coeff * mean_vf_loss, "policy": policy_loss,
                 "surr": surr, "x": x, "f": f, "entropy": entropy, "mean_kl_loss": mean_kl_loss, "values": values,
                 "mean_vf_loss": mean_vf_loss, "vf_loss": vf_loss, "logits": logits, "mask": mask,
-                "masked_mean": masked_mean}
+                "masked_mean": masked_mean, "ref_kl": ref_kl, "ref_dist": ref_dist, "curr_dist": curr_dist}
 
     @override(PPOTorchLearner)
     def compute_loss_for_module(
@@ -214,7 +223,14 @@ class PGUTorchLearner(StepMixin, LeanEpochsMixin, FastUpdateMixin, PPOTorchLearn
             key=module_id,
             window=1,
         )
+        if t["ref_kl"] is not None:
+            self.metrics.log_dict({keys.REF_KL: t["ref_kl"].detach(),
+                                   keys.REF_KL_EXACT: masked_mean(t["curr_dist"].kl(t["ref_dist"])).detach()},
+                                  key=module_id, window=1)
         rule = self._pgu_rules[module_id][0]
+        if rule.step == "optimistic_sgd":  # c in effect (it moves with optimism_adaptive)
+            c = self.get_optimizer(module_id, "policy_step").param_groups[0]["optimism"]
+            self.metrics.log_value((module_id, keys.OPTIMISM_C), float(c), window=1)
         self.metrics.log_dict({f"rule_{k}": float(getattr(rule, k)) for k in keys.LOGGED_RULE_VALUES
                                if getattr(rule, k) is not None}, key=module_id, window=1)
         self.metrics.log_value((module_id, keys.DELTA_O_ABS_MAX), self._delta_o_abs_max.pop(module_id),
@@ -245,6 +261,19 @@ class PGUTorchLearner(StepMixin, LeanEpochsMixin, FastUpdateMixin, PPOTorchLearn
                     optimizer = self._named_optimizers[name]
                     if optimizer in self._optimizer_lr_schedules:
                         self._optimizer_lr_schedules[optimizer] = Scheduler(lr, framework="torch", device=self._device)
+
+    def get_state(self, components=None, *, not_components=None, **kwargs) -> dict:
+        """RLlib's state plus PPO's adaptive KL coefficients, which RLlib's learner state leaves out (a
+        restored run would restart them at ``kl_coeff``)."""
+        state = super().get_state(components, not_components=not_components, **kwargs)
+        if components is None and not not_components:
+            state[KL_COEFFS_STATE] = {mid: float(c) for mid, c in self.curr_kl_coeffs_per_module.items()}
+        return state
+
+    def set_state(self, state: dict) -> None:
+        super().set_state(state)
+        for module_id, coeff in (state.get(KL_COEFFS_STATE) or {}).items():
+            self.curr_kl_coeffs_per_module[module_id].data.fill_(coeff)
 
     @override(PPOTorchLearner)
     def before_gradient_based_update(self, *, timesteps) -> None:

@@ -4,7 +4,11 @@ It acts on the gradient of the PGU loss, whatever the form and scale, through RL
 hooks, so Tune, the registry and the CLI need no special case:
 
 * ``optimistic``: in ``postprocess_gradients_for_module``, the policy's gradient g becomes
-  g + c·(g − g_prev) before the optimiser (Adam) sees it;
+  g + c·(g − g_prev) before the optimiser (Adam) sees it; g_prev is part of the learner's state;
+* ``optimistic_sgd`` / ``optimistic_adam``: the policy's parameters get an optimiser of their own,
+  ``core.steps.OptimisticSGD`` (c = ``optimism``, adapted with ``optimism_adaptive``) or
+  ``OptimisticAdam``, at the config's learning rate (and its schedule); the critic keeps Adam. Their
+  previous gradients and moments are optimiser state, so RLlib's checkpoint holds them;
 * ``natural`` / ``trust_region``: the policy's parameters get an optimiser of their own,
   ``SGD(lr=1)``, and their gradient is replaced by −Δθ, the natural step (and, for trust_region,
   the step the line search accepts). The critic keeps Adam on its regression loss. The Fisher
@@ -25,11 +29,13 @@ import numpy as np
 import torch
 from ray.rllib.core.columns import Columns
 
-from pgu_rllib.core.steps import line_search, natural_step, optimistic
+from pgu_rllib.core.steps import OptimisticAdam, OptimisticSGD, line_search, natural_step, optimistic
 from pgu_rllib.rllib._fast_update import lr_or_schedule
 from pgu_rllib.rllib import keys
 
 SECOND_ORDER = ("natural", "trust_region")
+OWN_OPTIMISER = (*SECOND_ORDER, "optimistic_sgd", "optimistic_adam")  # the policy's own optimiser, the critic Adam
+PREVIOUS_GRADS_STATE = "pgu_previous_grads"
 
 
 def fisher_vector_product(kl: torch.Tensor, params: list[torch.Tensor]):
@@ -68,16 +74,40 @@ class StepMixin:
         return cache[module_id]
 
     def configure_optimizers_for_module(self, module_id, config=None) -> None:
-        if config.step not in SECOND_ORDER:
+        if config.step not in OWN_OPTIMISER:
             return super().configure_optimizers_for_module(module_id, config)
         policy = self.policy_params(module_id)
         ids = {id(p) for p in policy}
         critic = [p for p in self.get_parameters(self._module[module_id]) if id(p) not in ids]
-        self.register_optimizer(module_id=module_id, optimizer_name="policy_step",
-                                optimizer=torch.optim.SGD(policy, lr=1.0), params=policy)
+        if config.step in SECOND_ORDER:
+            self.register_optimizer(module_id=module_id, optimizer_name="policy_step",
+                                    optimizer=torch.optim.SGD(policy, lr=1.0), params=policy)
+        else:
+            lr = lr_or_schedule(config)
+            first = lr if isinstance(lr, float) else float(lr[0][1])
+            optimizer = (OptimisticSGD(policy, lr=first, optimism=config.optimism, adaptive=config.optimism_adaptive,
+                                       optimism_lr=config.optimism_lr)
+                         if config.step == "optimistic_sgd" else OptimisticAdam(policy, lr=first))
+            self.register_optimizer(module_id=module_id, optimizer_name="policy_step", optimizer=optimizer,
+                                    params=policy, lr_or_lr_schedule=lr)
         if critic:
             self.register_optimizer(module_id=module_id, optimizer=torch.optim.Adam(critic), params=critic,
                                     lr_or_lr_schedule=lr_or_schedule(config))
+
+    def get_state(self, components=None, *, not_components=None, **kwargs) -> dict:
+        """RLlib's state plus the ``optimistic`` step's last policy gradient (checkpointed like the
+        optimisers' own state, so a restored run takes the same next step)."""
+        state = super().get_state(components, not_components=not_components, **kwargs)
+        if components is None and not not_components and self._previous_grads:
+            state[PREVIOUS_GRADS_STATE] = {mid: [g.cpu().numpy() for g in grads]
+                                           for mid, grads in self._previous_grads.items()}
+        return state
+
+    def set_state(self, state: dict) -> None:
+        super().set_state(state)
+        for module_id, grads in (state.get(PREVIOUS_GRADS_STATE) or {}).items():
+            device = self.policy_params(module_id)[0].device
+            self._previous_grads[module_id] = [torch.as_tensor(g, device=device) for g in grads]
 
     # -- the hooks --------------------------------------------------------------------------------
     def remember_for_step(self, module_id, config, batch, terms) -> None:

@@ -34,6 +34,63 @@ def registry():
     return Registry(url)
 
 
+class TuningMeter:
+    """The tuning phase's env steps, counted as they are sampled: every trial's every iteration, those of
+    ASHA-stopped, failed, restarted and interrupted attempts included, training and evaluation apart.
+
+    Written to the registry's phase timings every ``FLUSH_S`` seconds and at the end (so a ``kill -9``
+    loses at most ``FLUSH_S`` of the count). With ``limit`` (``--tuning-env-steps``), ``exhausted()`` tells
+    the searcher to start no more trials and the stopper to end the running ones: the tuning phase spends
+    ``limit`` training env steps (plus at most one iteration per running trial), counting what earlier
+    attempts of this search spent.
+
+    The search's Tune objects find it by search id (``meter(search_id)``): they are pickled with Tune's
+    state, and a restore unpickles them in the same driver process."""
+
+    FLUSH_S = 30.0
+
+    def __init__(self, registry, name: str, search_id: int, limit: int | None, seeds_per_trial: int = 1):
+        self.registry, self.name, self.limit, self.k = registry, name, limit, seeds_per_trial
+        phase = (registry.get_search(name).timings or {}).get("tuning", {})
+        self.spent_before = int(phase.get("env_steps", 0))
+        self.steps = self.eval_steps = 0  # this attempt's, all flushed or not
+        self._flushed_steps = self._flushed_eval = 0
+        self._last: dict[str, tuple[int, int]] = {}  # trial id -> (env steps, eval env steps) last seen
+        self._t_flush = time.time()
+        _METERS[search_id] = self
+
+    def observe(self, trial_id: str, steps: int, eval_steps: int = 0) -> None:
+        last_steps, last_eval = self._last.get(trial_id, (0, 0))
+        if steps < last_steps:  # the trial restarted from scratch: its earlier attempt stays counted
+            last_steps, last_eval = 0, 0
+        self.steps += self.k * (steps - last_steps)
+        self.eval_steps += self.k * max(0, eval_steps - last_eval)
+        self._last[trial_id] = (steps, eval_steps)
+        if time.time() - self._t_flush >= self.FLUSH_S:
+            self.flush()
+
+    @property
+    def spent(self) -> int:
+        return self.spent_before + self.steps
+
+    def exhausted(self) -> bool:
+        return self.limit is not None and self.spent >= self.limit
+
+    def flush(self) -> None:
+        now = time.time()
+        self.registry.add_timing(self.name, "tuning", wall_s=now - self._t_flush,
+                                 env_steps=self.steps - self._flushed_steps,
+                                 eval_env_steps=self.eval_steps - self._flushed_eval)
+        self._flushed_steps, self._flushed_eval, self._t_flush = self.steps, self.eval_steps, now
+
+
+_METERS: dict[int, TuningMeter] = {}
+
+
+def meter(search_id: int) -> TuningMeter | None:
+    return _METERS.get(search_id)
+
+
 class ResumableOptunaSearch(OptunaSearch):
     """``OptunaSearch`` whose pickled state holds no storage (so no URL or password), and that
     tolerates a resume re-running a trial Optuna already finished (a kill between Optuna's
@@ -65,6 +122,12 @@ class ResumableOptunaSearch(OptunaSearch):
         with open(checkpoint_path, "rb") as f:
             self.__setstate__(pickle.load(f))
 
+    def suggest(self, trial_id):
+        m = meter(getattr(self, "pgu_search_id", None))
+        if m is not None and m.exhausted():  # --tuning-env-steps spent: start no more trials
+            return OptunaSearch.FINISHED
+        return super().suggest(trial_id)
+
     def on_trial_result(self, trial_id, result):
         try:
             super().on_trial_result(trial_id, result)
@@ -80,7 +143,8 @@ class ResumableOptunaSearch(OptunaSearch):
 
 class BudgetOrFinished(tune.Stopper):
     """Stop at the env-step budget, or at once for a trial the registry already holds as finished
-    (a resume restarted it because Tune's last saved state predates its end)."""
+    (a resume restarted it because Tune's last saved state predates its end), or when the tuning
+    phase's ``--tuning-env-steps`` are spent (``TuningMeter``)."""
 
     def __init__(self, budget: int, search_id: int):
         self.budget, self.search_id = budget, search_id
@@ -92,7 +156,11 @@ class BudgetOrFinished(tune.Stopper):
     def __call__(self, trial_id, result) -> bool:
         if self._finished is None:
             self._finished = {t["tune_trial_id"] for t in registry().trials(self.search_id) if t["status"] != "error"}
-        return trial_id in self._finished or int(result.get(STEPS, 0)) >= self.budget
+        m = meter(self.search_id)
+        if m is not None:  # Tune asks the stopper before the callbacks see the result: count it here first
+            m.observe(trial_id, int(result.get(STEPS, 0)), int(result.get(keys.PGU, {}).get(keys.EVAL_ENV_STEPS) or 0))
+        return (trial_id in self._finished or int(result.get(STEPS, 0)) >= self.budget
+                or (m is not None and m.exhausted()))
 
     def stop_all(self) -> bool:
         return False
@@ -116,6 +184,31 @@ class TrialSpace:
             constants.setdefault("seed", self.seed_base)
             constants.setdefault("pgu_seeds", [self.seed_base + j for j in range(self.seeds_per_trial)])
         return constants
+
+
+def config_hash(config: dict, budget: int, protocol: dict | None = None) -> str:
+    """What a run ran, as 16 hex digits: its resolved configuration without the seed, its budget and
+    the evaluation protocol. Rows are reused on resume only when this and the seed match."""
+    import hashlib
+    import json
+
+    skip = {"seed", "pgu_seeds", "pgu_task", "callbacks_class", "env", "env_runner_cls", "_rl_module_spec",
+            "rl_module_spec", "env_to_module_connector", "module_to_env_connector"}
+    resolved = {k: v for k, v in sorted(config.items()) if k not in skip}
+    text = json.dumps({"config": resolved, "budget": budget, "protocol": protocol}, sort_keys=True, default=_stable)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def _stable(obj) -> str:
+    """A JSON stand-in for objects in a config (classes, functions, dataclasses): their qualified name
+    and, for dataclasses and plain objects, their fields."""
+    import dataclasses
+
+    if isinstance(obj, type) or callable(obj):
+        return f"{getattr(obj, '__module__', '')}.{getattr(obj, '__qualname__', type(obj).__name__)}"
+    if dataclasses.is_dataclass(obj):
+        return repr(sorted(dataclasses.asdict(obj).items()))
+    return repr(obj)
 
 
 def short_dirname(trial) -> str:
@@ -195,12 +288,15 @@ class RecordTrials(_Recorder):
         if status == "complete" and steps < self.budget:
             status = "stopped_early"
         params = sampled_params(trial.config, self.keys)
+        metrics = {"train_return": pgu.get(keys.EPISODE_RETURN_MEAN), "eval_return": pgu.get(keys.EVAL_RETURN_MEAN),
+                   "eval_env_steps": int(pgu.get(keys.EVAL_ENV_STEPS) or 0)}
         if self.schedules is not None:  # a population member: the values its weights were trained with
             params["pgu_schedule"] = self.schedules(trial.trial_id, trial.config)
         self._reg().record_trial(
             self.search_id, tune_trial_id=trial.trial_id, params=params, score=score, env_steps=steps,
             iterations=int(last.get("training_iteration", 0)), status=status, node_id=pgu.get(keys.NODE_ID),
-            curve=self._curves.get(trial.trial_id, []))
+            curve=self._curves.get(trial.trial_id, []), metrics=metrics,
+            config_hash=config_hash(trial.config, self.budget))
         self._known.add(trial.trial_id)
         self._done = len(self._reg().trials(self.search_id))  # a re-run replaces its error row
         if score is not None and status != "error" and (self._best is None or score > self._best):
@@ -231,7 +327,8 @@ class RecordEvaluations(_Recorder):
         self._reg().record_evaluation(self.search_id, self.phase, {
             "candidate": job["candidate"], "seed": job["seed"], "params": job["params"], "score": float(last["score"]),
             "node_id": last.get(keys.NODE_ID), "curve": self._curves.get(trial.trial_id, []),
-            "wall_s": float(last.get("time_total_s", 0.0))})
+            "wall_s": float(last.get("time_total_s", 0.0)), "config_hash": job.get("config_hash"),
+            "policy_path": last.get("policy_path"), "eval_env_steps": int(last.get(keys.EVAL_ENV_STEPS, 0))})
         self._done += 1
         self._line(f"{self.phase} run {self._done}/{self.total} candidate {job['candidate']} seed {job['seed']} "
                    f"score {_fmt(float(last['score']))}")
@@ -239,7 +336,8 @@ class RecordEvaluations(_Recorder):
 
 class EvaluationRun(tune.Trainable):
     """Train one configuration on one seed to the full budget, reporting the objective each
-    iteration; the last report carries the task's final ``score`` (``Task.score``)."""
+    iteration; the last report carries the task's final ``score`` (``Task.score``: the evaluator, or
+    the exact metric), and the final policy is stored at the job's ``policy_path`` (episodic tasks)."""
 
     def __init__(self, *args, **kwargs):
         from pgu_rllib.rllib.ray_session import quiet_logs
@@ -253,6 +351,13 @@ class EvaluationRun(tune.Trainable):
         self.job = config["job"]
         self.algo = PGU(config=self.job["config"])
 
+    def reset_config(self, new_config: dict) -> bool:
+        """Tune's actor reuse: the next run of the phase in this process, with a new algorithm (the
+        process start-up and imports are paid once per worker, not once per run)."""
+        self.algo.stop()
+        self.setup(new_config)
+        return True
+
     def step(self) -> dict:
         from pgu_rllib.tasks import get_task
 
@@ -261,7 +366,12 @@ class EvaluationRun(tune.Trainable):
         out = {OBJECTIVE: result[keys.PGU][keys.OBJECTIVE], STEPS: steps,
                keys.NODE_ID: result[keys.PGU].get(keys.NODE_ID)}
         if steps >= int(self.job["budget"]):
-            out.update(score=get_task(self.job["task"]).score(self.algo, result), done=True)
+            score, policy, eval_steps = get_task(self.job["task"]).score(self.algo, result)
+            out.update({"score": score, "done": True, keys.EVAL_ENV_STEPS: eval_steps})
+            if policy is not None and self.job.get("policy_path"):
+                policy.meta.update(seed=self.job["seed"], env_steps=steps, params=self.job["params"],
+                                   config_hash=self.job.get("config_hash"))
+                out["policy_path"] = str(policy.save(self.job["policy_path"]))
         return out
 
     def cleanup(self) -> None:

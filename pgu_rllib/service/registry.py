@@ -21,6 +21,8 @@ from __future__ import annotations
 
 import datetime as dt
 import enum
+import hashlib
+import json
 import os
 import pathlib
 import tempfile
@@ -77,7 +79,12 @@ class SearchRow(Base):
     storage_path: orm.Mapped[str] = orm.mapped_column(sa.Text)
     versions: orm.Mapped[dict]
     git_commit: orm.Mapped[str | None] = orm.mapped_column(sa.String(64), nullable=True)
-    timings: orm.Mapped[dict] = orm.mapped_column(default=dict)  # phase -> {wall_s, env_steps}
+    timings: orm.Mapped[dict] = orm.mapped_column(default=dict)  # phase -> {wall_s, env_steps, eval_env_steps}
+    # the lease of the one process writing this search (holder, pid, host, heartbeat); NULL when none
+    lease_holder: orm.Mapped[str | None] = orm.mapped_column(sa.String(100), nullable=True)
+    lease_pid: orm.Mapped[int | None] = orm.mapped_column(sa.Integer, nullable=True)
+    lease_host: orm.Mapped[str | None] = orm.mapped_column(sa.String(255), nullable=True)
+    lease_heartbeat: orm.Mapped[dt.datetime | None] = orm.mapped_column(nullable=True)
     created_at: orm.Mapped[dt.datetime] = orm.mapped_column(default=_now)
     updated_at: orm.Mapped[dt.datetime] = orm.mapped_column(default=_now, onupdate=_now)
 
@@ -95,6 +102,8 @@ class TrialRow(Base):
     status: orm.Mapped[TrialStatus] = orm.mapped_column(_enum(TrialStatus))
     node_id: orm.Mapped[str | None] = orm.mapped_column(sa.String(64), nullable=True)
     curve: orm.Mapped[list] = orm.mapped_column(default=list)  # [[env_steps, objective], ...]
+    config_hash: orm.Mapped[str | None] = orm.mapped_column(sa.String(64), nullable=True)
+    metrics: orm.Mapped[dict | None] = orm.mapped_column(nullable=True)  # both objectives at its end, eval env steps
     finished_at: orm.Mapped[dt.datetime] = orm.mapped_column(default=_now)
 
 
@@ -111,15 +120,20 @@ class EvaluationRow(Base):
     node_id: orm.Mapped[str | None] = orm.mapped_column(sa.String(64), nullable=True)
     curve: orm.Mapped[list] = orm.mapped_column(default=list)  # [[env_steps, objective], ...]
     wall_s: orm.Mapped[float | None] = orm.mapped_column(sa.Float, nullable=True)
+    # what it ran: the hash of its resolved configuration, budget and evaluation protocol (reuse needs a match)
+    config_hash: orm.Mapped[str | None] = orm.mapped_column(sa.String(64), nullable=True)
+    policy_path: orm.Mapped[str | None] = orm.mapped_column(sa.Text, nullable=True)  # the stored final policy
+    eval_env_steps: orm.Mapped[int | None] = orm.mapped_column(sa.Integer, nullable=True)
     finished_at: orm.Mapped[dt.datetime] = orm.mapped_column(default=_now)
 
 
 class BestRow(Base):
     __tablename__ = "pgu_best"
-    __table_args__ = (sa.UniqueConstraint("task", "space"),)
+    __table_args__ = (sa.UniqueConstraint("task", "space", "protocol_key"),)
     id: orm.Mapped[int] = orm.mapped_column(primary_key=True)
     task: orm.Mapped[str] = orm.mapped_column(sa.String(64))
     space: orm.Mapped[str] = orm.mapped_column(sa.String(200))
+    protocol_key: orm.Mapped[str] = orm.mapped_column(sa.String(64))  # budget, seed counts, evaluation: like with like
     search_name: orm.Mapped[str] = orm.mapped_column(sa.String(200))
     preset: orm.Mapped[str] = orm.mapped_column(sa.String(64))
     params: orm.Mapped[dict]  # overrides on top of the preset
@@ -291,9 +305,14 @@ class Registry:
             return s.scalar(sa.select(SearchRow).where(SearchRow.name == name))
 
     def start_search(self, *, name, task, space, space_yaml, settings, storage_path, versions, git_commit,
-                     resume: bool) -> SearchRow:
+                     resume: bool, lease: tuple | None = None) -> SearchRow:
+        """Create search ``name`` (or, with ``resume``, mark it running with ``settings``), taking its
+        lease ``(holder, pid, host)`` in the same transaction: ``SearchLocked`` when a live process holds it."""
+        from pgu_rllib.core.errors import SearchLocked
+
+        holder, pid, host = lease or (None, None, None)
         with self.Session.begin() as s:
-            row = s.scalar(sa.select(SearchRow).where(SearchRow.name == name))
+            row = s.scalar(sa.select(SearchRow).where(SearchRow.name == name).with_for_update())
             if row is None:
                 row = SearchRow(name=name, task=task, space=space, space_yaml=space_yaml, settings=settings,
                                 status=SearchStatus.RUNNING, storage_path=storage_path, versions=versions,
@@ -302,23 +321,56 @@ class Registry:
             elif not resume:
                 raise ValueError(f"search {name!r} already exists")
             else:
+                if holder and row.lease_holder and row.lease_holder != holder and not _lease_expired(row, host):
+                    raise SearchLocked(name, _holder(row))
                 row.status = SearchStatus.RUNNING
                 row.settings = settings
+            if holder:
+                row.lease_holder, row.lease_pid, row.lease_host, row.lease_heartbeat = holder, pid, host, _now()
             s.flush()
             return row
+
+    # -- the lease: one writer per search ------------------------------------------------------
+    def acquire_lease(self, name: str, holder: str, pid: int, host: str) -> str | None:
+        """Take the lease of search ``name`` for (holder, pid, host), in one transaction. Returns None,
+        or a description of the live holder that keeps it. A lease is free when it has no holder, when
+        its heartbeat is older than ``LEASE_TTL_S``, or when its holder was a process of this host that
+        no longer runs (after ``kill -9``, a resume can start at once)."""
+        with self.Session.begin() as s:
+            row = s.scalar(sa.select(SearchRow).where(SearchRow.name == name).with_for_update())
+            if row is None:
+                raise KeyError(name)
+            if row.lease_holder and row.lease_holder != holder and not _lease_expired(row, host):
+                return _holder(row)
+            row.lease_holder, row.lease_pid, row.lease_host, row.lease_heartbeat = holder, pid, host, _now()
+            return None
+
+    def heartbeat(self, name: str, holder: str) -> bool:
+        """Renew the lease; False when another process took it over (ours had expired)."""
+        with self.Session.begin() as s:
+            done = s.execute(sa.update(SearchRow).where(SearchRow.name == name, SearchRow.lease_holder == holder)
+                             .values(lease_heartbeat=_now()))
+            return done.rowcount == 1
+
+    def release_lease(self, name: str, holder: str) -> None:
+        with self.Session.begin() as s:
+            s.execute(sa.update(SearchRow).where(SearchRow.name == name, SearchRow.lease_holder == holder)
+                      .values(lease_holder=None, lease_pid=None, lease_host=None, lease_heartbeat=None))
 
     def set_status(self, name: str, status: SearchStatus) -> None:
         with self.Session.begin() as s:
             s.execute(sa.update(SearchRow).where(SearchRow.name == name)
                       .values(status=SearchStatus(status), updated_at=_now()))
 
-    def add_timing(self, name: str, phase: str, *, wall_s: float, env_steps: int) -> None:
-        """Add one phase's wall time and env steps to the search's totals (resumes add up)."""
+    def add_timing(self, name: str, phase: str, *, wall_s: float, env_steps: int, eval_env_steps: int = 0) -> None:
+        """Add one phase's wall time, training env steps and evaluation env steps to the search's totals
+        (resumes and interrupted attempts add up)."""
         with self.Session.begin() as s:
             row = s.scalar(sa.select(SearchRow).where(SearchRow.name == name).with_for_update())
             timings = dict(row.timings or {})
-            old = timings.get(phase, {"wall_s": 0.0, "env_steps": 0})
-            timings[phase] = {"wall_s": old["wall_s"] + wall_s, "env_steps": old["env_steps"] + int(env_steps)}
+            old = {"wall_s": 0.0, "env_steps": 0, "eval_env_steps": 0, **timings.get(phase, {})}
+            timings[phase] = {"wall_s": old["wall_s"] + wall_s, "env_steps": old["env_steps"] + int(env_steps),
+                              "eval_env_steps": old["eval_env_steps"] + int(eval_env_steps)}
             row.timings = timings
 
     # -- trials -----------------------------------------------------------------------------
@@ -340,7 +392,8 @@ class Registry:
                              .order_by(TrialRow.id)).all()
             return [{"tune_trial_id": r.tune_trial_id, "params": r.params, "score": r.score,
                      "env_steps": r.env_steps, "iterations": r.iterations, "status": r.status.value,
-                     "node_id": r.node_id, "curve": r.curve} for r in rows]
+                     "node_id": r.node_id, "curve": r.curve, "config_hash": r.config_hash,
+                     "metrics": r.metrics or {}} for r in rows]
 
     # -- selection and test evaluations, the best row ------------------------------------------
     def record_evaluation(self, search_id: int, phase: Phase, row: dict) -> None:
@@ -352,7 +405,9 @@ class Registry:
                 EvaluationRow.candidate == row["candidate"], EvaluationRow.seed == row["seed"]))
             s.add(EvaluationRow(search_id=search_id, phase=phase, candidate=row["candidate"], params=row["params"],
                                 seed=row["seed"], score=row["score"], node_id=row.get("node_id"),
-                                curve=row.get("curve", []), wall_s=row.get("wall_s")))
+                                curve=row.get("curve", []), wall_s=row.get("wall_s"),
+                                config_hash=row.get("config_hash"), policy_path=row.get("policy_path"),
+                                eval_env_steps=row.get("eval_env_steps")))
 
     def evaluations(self, search_id: int, phase: Phase | None = None) -> list[dict]:
         with self.Session() as s:
@@ -360,13 +415,16 @@ class Registry:
             if phase is not None:
                 q = q.where(EvaluationRow.phase == Phase(phase))
             return [{"phase": r.phase.value, "candidate": r.candidate, "params": r.params, "seed": r.seed,
-                     "score": r.score, "node_id": r.node_id, "curve": r.curve, "wall_s": r.wall_s}
+                     "score": r.score, "node_id": r.node_id, "curve": r.curve, "wall_s": r.wall_s,
+                     "config_hash": r.config_hash, "policy_path": r.policy_path, "eval_env_steps": r.eval_env_steps}
                     for r in s.scalars(q.order_by(EvaluationRow.id)).all()]
 
     def put_best(self, **fields) -> None:
-        """Upsert the best row of (task, space) in one transaction."""
+        """Upsert the best row of (task, space, protocol key) in one transaction."""
+        fields["protocol_key"] = protocol_key(fields["protocol"])
         with self.Session.begin() as s:
-            row = s.scalar(sa.select(BestRow).where(BestRow.task == fields["task"], BestRow.space == fields["space"]))
+            row = s.scalar(sa.select(BestRow).where(BestRow.task == fields["task"], BestRow.space == fields["space"],
+                                                    BestRow.protocol_key == fields["protocol_key"]))
             if row is None:
                 s.add(BestRow(**fields))
             else:
@@ -374,18 +432,50 @@ class Registry:
                     setattr(row, k, v)
                 row.updated_at = _now()
 
-    def best(self, task: str, space: str | None = None) -> dict | None:
-        """The best row for (task, space); without ``space``, the row with the highest *selection*
-        mean (test scores are never used to choose)."""
-        rows = self.best_rows(task, space)
+    def best(self, task: str, space: str | None = None, key: str | None = None) -> dict | None:
+        """The best row for (task, space, protocol ``key``); without ``space`` or ``key``, the row with
+        the highest *selection* mean among those (test scores are never used to choose)."""
+        rows = self.best_rows(task, space, key)
         return max(rows, key=lambda r: r["selection_mean"]) if rows else None
 
-    def best_rows(self, task: str, space: str | None = None) -> list[dict]:
+    def best_rows(self, task: str, space: str | None = None, key: str | None = None) -> list[dict]:
         with self.Session() as s:
             q = sa.select(BestRow).where(BestRow.task == task)
             if space is not None:
                 q = q.where(BestRow.space == space)
-            return [r.as_dict() for r in s.scalars(q.order_by(BestRow.space)).all()]
+            if key is not None:
+                q = q.where(BestRow.protocol_key == key)
+            return [r.as_dict() for r in s.scalars(q.order_by(BestRow.space, BestRow.id)).all()]
+
+
+LEASE_TTL_S = 60  # a lease whose heartbeat (every LEASE_HEARTBEAT_S) is older than this is free
+LEASE_HEARTBEAT_S = 10
+
+
+def _holder(row) -> str:
+    beat = row.lease_heartbeat.isoformat(timespec="seconds") + "Z" if row.lease_heartbeat else "never"
+    return f"pid {row.lease_pid} on {row.lease_host} (last heartbeat {beat})"
+
+
+def _lease_expired(row, host: str) -> bool:
+    if row.lease_heartbeat is None or (_now() - row.lease_heartbeat).total_seconds() > LEASE_TTL_S:
+        return True
+    if row.lease_host == host and row.lease_pid:
+        try:
+            os.kill(row.lease_pid, 0)
+        except ProcessLookupError:
+            return True  # its process is gone (kill -9): the lease died with it
+        except PermissionError:
+            return False
+    return False
+
+
+def protocol_key(protocol: dict) -> str:
+    """What makes two best rows comparable: the budget, the selection and test seed counts and the
+    evaluation protocol (16 hex digits). A best row is replaced only by a search with the same key."""
+    like = {"budget": protocol.get("budget_env_steps"), "selection_seeds": len(protocol.get("selection_seeds") or []),
+            "test_seeds": len(protocol.get("test_seeds") or []), "evaluation": protocol.get("evaluation")}
+    return hashlib.sha256(json.dumps(like, sort_keys=True).encode()).hexdigest()[:16]
 
 
 SQLITE_BUSY_TIMEOUT_S = 60

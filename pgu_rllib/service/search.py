@@ -39,32 +39,26 @@ import sys
 import time
 from typing import Callable
 
-from pgu_rllib.core.errors import (InvalidArgument, MissingResources, NothingToResume, SearchExists, SearchFailed,
-                                   SearchInterrupted)
+from pgu_rllib.core.errors import (InvalidArgument, MissingResources, NothingToResume, SearchChanged, SearchExists,
+                                   SearchFailed, SearchInterrupted)
 from pgu_rllib.service._schedulers import MIN_WILCOXON_SEEDS, SEEDS, MultiSeedPGU, WilcoxonScheduler
-from pgu_rllib.service.registry import DEFAULT_URL, REGISTRY_ENV, Phase, Registry, SearchStatus, optuna_storage
+from pgu_rllib.service.registry import (DEFAULT_URL, REGISTRY_ENV, Phase, Registry, SearchStatus, optuna_storage,
+                                        protocol_key)
+from pgu_rllib.service.lease import Lease
+from pgu_rllib.service.seeds import SeedPlan, check_count, check_seed
 from pgu_rllib.service.spaces import SearchSpace, load_space
 from pgu_rllib.core.stats import summarize
 from pgu_rllib.tasks import Task, get_task
+from pgu_rllib.tasks.catalog import OBJECTIVES
 
 DEFAULT_STORAGE = "pgu_results/tune"
-SELECTION_SEED_BASE = 1_000_000
-TEST_SEED_BASE = 2_000_000
-MAX_COUNT = 1000  # trials, seeds per set: keeps the three seed sets disjoint
 FAILURE_RETRIES = 2  # re-runs of a trial or run whose process died
 NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
 
 
-def tuning_seed_list(seed: int, n: int) -> list[int]:
-    return [1000 * seed + i for i in range(n)]
-
-
-def selection_seed_list(seed: int, n: int) -> list[int]:
-    return [SELECTION_SEED_BASE + 1000 * seed + j for j in range(n)]
-
-
 def test_seed_list(seed: int, n: int) -> list[int]:
-    return [TEST_SEED_BASE + 1000 * seed + j for j in range(n)]
+    """The test seeds of a search with ``--seed seed`` (``SeedPlan``); for the experiments' baselines."""
+    return SeedPlan(seed).test(n)
 
 
 def versions() -> dict:
@@ -105,7 +99,7 @@ def absolute_sqlite(url: str) -> str:
 
 # -- validation (nothing is written before all of it passed) -----------------------------------
 
-def _count(param: str, value, low: int = 1, high: int = MAX_COUNT) -> int:
+def _count(param: str, value, low: int = 1, high: int = 1000) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
         raise InvalidArgument(param, value, f"an integer in [{low}, {high}]")
     return value
@@ -189,9 +183,17 @@ class SearchRun:
     n_test: int = 0
     search_id: int | None = None
 
+    objective: str = "train"  # the tuning objective of an episodic task: "train" or "eval"
+    tuning_env_steps: int | None = None  # start trials until this many training env steps are spent
+
+    label: str = ""  # the prefix of its progress lines
+
+    def __post_init__(self):
+        self.label = self.label or f"[pgu search {self.name}]"
+
     @property
-    def label(self) -> str:
-        return f"[pgu search {self.name}]"
+    def seeds(self) -> SeedPlan:
+        return SeedPlan(self.seed)
 
 
 def _open_registry(registry: str) -> Registry:
@@ -231,16 +233,43 @@ def _check_resources(run: SearchRun, started_locally: bool, progress) -> None:
         time.sleep(min(10.0, wait))
 
 
-def _start(run: SearchRun, *, space_name: str, space_yaml: str, settings: dict, resume: bool) -> None:
+def _start(run: SearchRun, *, space_name: str, space_yaml: str, settings: dict, resume: bool) -> Lease:
+    """Check resources, then create (or reopen) the search's row holding its lease; returns the lease,
+    kept alive until the caller releases it."""
     from pgu_rllib.rllib.ray_session import ensure_ray
 
     _check_resources(run, ensure_ray(), run.progress)  # before anything is written
     os.environ[REGISTRY_ENV] = run.registry.url
     run.registry.connect()
+    lease = Lease(run.registry, run.name)
     row = run.registry.start_search(name=run.name, task=run.task.name, space=space_name, space_yaml=space_yaml,
                                     settings=settings, storage_path=str(run.exp_dir), versions=versions(),
-                                    git_commit=git_commit(), resume=resume)
+                                    git_commit=git_commit(), resume=resume, lease=lease.claim)
     run.search_id = row.id
+    return lease.keep_alive()
+
+
+# Settings a resume must repeat exactly; ``trials`` may grow (``--resume --trials N`` runs more).
+RESUME_MUST_MATCH = ("task", "space_yaml", "env_steps", "seed", "top_k", "selection_seeds", "test_seeds",
+                     "seeds_per_trial", "objective", "pruner", "sampler", "scheduler", "tuning_env_steps",
+                     "base_preset", "kind", "preset", "overrides")
+
+
+def _check_resume(reg: Registry, name: str, task: str, space_yaml: str, settings: dict) -> None:
+    """``--resume`` continues the stored search only: refuse (``SearchChanged``, nothing written) when any
+    of ``RESUME_MUST_MATCH`` differs, naming each difference."""
+    row = reg.get_search(name) if reg.schema() is not None and reg.search_exists(name) else None
+    if row is None:
+        return
+    stored = {"task": row.task, "space_yaml": row.space_yaml, **row.settings}
+    given = {"task": task, "space_yaml": space_yaml, **settings}
+    diffs = []
+    for key in RESUME_MUST_MATCH:
+        before, now = stored.get(key), given.get(key)
+        if before != now and not (key in ("objective",) and before is None and now == "train"):
+            diffs.append("the space file's content differs" if key == "space_yaml" else f"{key} {before!r} -> {now!r}")
+    if diffs:
+        raise SearchChanged(name, diffs)
 
 
 def _cpus() -> int:
@@ -254,13 +283,19 @@ def search(task: str, space: str = "paper", trials: int = 12, *, max_concurrent:
            storage_path: str = DEFAULT_STORAGE, name: str | None = None, resume: bool = False,
            gpus_per_trial: float = 0.0, top_k: int = 3, selection_seeds: int = 3, test_seeds: int = 5,
            seeds_per_trial: int = 1, pruner: str = "asha", sampler: str = "tpe", scheduler: str | None = None,
-           progress=_log) -> dict:
+           objective: str = "train", tuning_env_steps: int | None = None, progress=_log) -> dict:
     """Search ``space`` on ``task``: tune, select on selection seeds, test the winner on test seeds;
     store the winner in the registry and return a summary (``status`` is ``complete`` or
     ``interrupted``).
 
     Everything is validated before anything is written: a bad argument raises a ``PGUError``
     (a ``ValueError``) naming it.
+
+    ``objective`` (episodic tasks) is what tuning maximises: ``train``, the mean raw return of the
+    last 10 training episodes, or ``eval``, the evaluator's score of the current policy every tenth
+    of the budget (its env steps are counted apart). ``tuning_env_steps`` N makes tuning start trials
+    until N training env steps are spent (ASHA-stopped trials counted), at most ``trials`` trials, so
+    that two spaces can be compared at equal tuning compute.
 
     ``seeds_per_trial`` k > 1 trains every trial on the same k tuning seeds (1000·S + j) in one
     process and scores it by their mean; ``pruner`` is ``asha`` (successive halving on env steps),
@@ -277,24 +312,29 @@ def search(task: str, space: str = "paper", trials: int = 12, *, max_concurrent:
 
     t = get_task(task)
     sp = load_space(space)
-    name = check_name(name if name is not None else f"{task}-{sp.name}-s{_count('seed', seed, 0, 999_999)}")
+    name = check_name(name if name is not None else f"{task}-{sp.name}-s{check_seed(seed)}")
     run = SearchRun(
-        name=name, task=t, budget=_budget(t, env_steps), seed=_count("seed", seed, 0, 999_999),
+        name=name, task=t, budget=_budget(t, env_steps), seed=check_seed(seed),
         max_concurrent=0 if max_concurrent is None else _count("max_concurrent", max_concurrent),
         gpus_per_trial=_gpus(gpus_per_trial), registry=_open_registry(registry),
         exp_dir=_storage(storage_path) / name, base_config={}, progress=progress,
-        space=sp, trials=_count("trials", trials), top_k=_count("top_k", top_k),
+        space=sp, trials=check_count("trials", trials), top_k=check_count("top_k", top_k),
         seeds_per_trial=_count("seeds_per_trial", seeds_per_trial, 1, 20), pruner=_choice("pruner", pruner, PRUNERS),
         sampler=_choice("sampler", sampler, SAMPLERS), scheduler=_choice("scheduler", scheduler, SCHEDULERS),
-        n_selection=_count("selection_seeds", selection_seeds), n_test=_count("test_seeds", test_seeds))
+        n_selection=check_count("selection_seeds", selection_seeds), n_test=check_count("test_seeds", test_seeds),
+        objective=_objective(t, objective),
+        tuning_env_steps=None if tuning_env_steps is None else _count("tuning_env_steps", tuning_env_steps, 1, 10**12))
     if run.scheduler:
         _check_population(run, sp)
+        if run.tuning_env_steps is not None:
+            raise InvalidArgument("tuning_env_steps", run.tuning_env_steps,
+                                  "none with a population scheduler (its trials all run the full budget)")
     if run.pruner == "wilcoxon" and run.seeds_per_trial < MIN_WILCOXON_SEEDS:
         raise InvalidArgument("seeds_per_trial", run.seeds_per_trial,
                               f"an integer >= {MIN_WILCOXON_SEEDS} with pruner='wilcoxon' (its smallest p-value is 2^-k)")
     sp.check(task, run.budget)
     _check_new_or_resume(run.registry, run.name, run.exp_dir, resume)
-    base = build_config(task, sp.base_preset, {}, seed=0, budget=run.budget)
+    base = build_config(task, sp.base_preset, {"pgu_objective": run.objective}, seed=0, budget=run.budget)
     if run.gpus_per_trial:
         base = base.learners(num_gpus_per_learner=run.gpus_per_trial)
     run.base_config = base.to_dict()
@@ -305,36 +345,61 @@ def search(task: str, space: str = "paper", trials: int = 12, *, max_concurrent:
     settings = {"trials": run.trials, "env_steps": run.budget, "seed": run.seed, "top_k": run.top_k,
                 "selection_seeds": run.n_selection, "test_seeds": run.n_test, "seeds_per_trial": run.seeds_per_trial,
                 "pruner": run.pruner, "sampler": run.sampler, "scheduler": run.scheduler,
-                "gpus_per_trial": run.gpus_per_trial, "base_preset": sp.base_preset}
+                "gpus_per_trial": run.gpus_per_trial, "base_preset": sp.base_preset, "objective": run.objective,
+                "tuning_env_steps": run.tuning_env_steps}
+    if resume:
+        _check_resume(run.registry, run.name, task, sp.source, settings)
     t0 = time.time()
-    _start(run, space_name=sp.name, space_yaml=sp.source, settings=settings, resume=resume)
+    lease = _start(run, space_name=sp.name, space_yaml=sp.source, settings=settings, resume=resume)
     run.max_concurrent = run.max_concurrent or min(run.trials, _cpus())
-    progress(f"{run.label} task {task}, space {sp.name}, {run.trials} trials x {run.budget:,} env steps, "
-             f"{run.max_concurrent} at a time; then top {run.top_k} on {run.n_selection} selection seeds, the "
-             f"winner on {run.n_test} test seeds; registry {run.registry.safe_url}, results {run.exp_dir}")
+    progress(f"{run.label} {_plan(run)}; registry {run.registry.safe_url}, results {run.exp_dir}")
     try:
         _tune(run, resume)
         candidates = _candidates(run.registry.trials(run.search_id), run.top_k, run.budget)
         if not candidates:
             raise SearchFailed(f"search {run.name!r}: every trial failed (the first error is in the "
                                f"error.txt files under {run.exp_dir})")
-        seeds = selection_seed_list(run.seed, run.n_selection)
+        seeds = run.seeds.selection(run.n_selection)
         selection = _run_phase(run, Phase.SELECTION, [(i, c["params"], s) for i, c in enumerate(candidates)
                                                       for s in seeds])
         table = _selection_table(candidates, selection)
         winner = max(table, key=lambda c: c["selection_mean"])
         test = _run_phase(run, Phase.TEST, [(winner["rank"], winner["params"], s)
-                                            for s in test_seed_list(run.seed, run.n_test)])
+                                            for s in run.seeds.test(run.n_test)])
+        summary = _store_best(run, table, winner, test)
+        run.registry.set_status(run.name, SearchStatus.COMPLETE)
     except SearchInterrupted as stop:
         return _interrupted(run, stop, resume_hint=f"search(..., name={run.name!r}, resume=True)")
     except BaseException:
         run.registry.set_status(run.name, SearchStatus.FAILED)
         raise
-    summary = _store_best(run, table, winner, test)
-    run.registry.set_status(run.name, SearchStatus.COMPLETE)
+    finally:
+        lease.release()
     summary.update({"status": "complete", "registry": run.registry.safe_url, "storage_path": str(run.exp_dir),
                     "wall_s": time.time() - t0, "timings": run.registry.get_search(run.name).timings})
     return summary
+
+
+def _objective(task: Task, objective) -> str:
+    allowed = OBJECTIVES if task.episodic else ("train",)
+    if objective not in allowed:
+        why = "" if task.episodic else f" (task {task.name} is scored exactly: its objective is its exact metric)"
+        raise InvalidArgument("objective", objective, ", ".join(allowed) + why)
+    return objective
+
+
+def _plan(run: SearchRun) -> str:
+    """The search's plan in one line: what runs, how many, about how many env steps."""
+    tuning = (f"tuning until {run.tuning_env_steps:,} training env steps are spent (at most {_plural(run.trials, 'trial')}"
+              f" of {run.budget:,} env steps)" if run.tuning_env_steps else
+              f"{_plural(run.trials, 'tuning trial')} of {run.budget:,} env steps"
+              + (f" x {run.seeds_per_trial} seeds" if run.seeds_per_trial > 1 else ""))
+    later = (run.top_k * run.n_selection + run.n_test) * run.budget
+    at_most = run.tuning_env_steps or run.trials * run.seeds_per_trial * run.budget
+    return (f"task {run.task.name}, space {run.space.name}, objective {run.objective}: {tuning}, "
+            f"{run.max_concurrent} at a time; then top {run.top_k} x {_plural(run.n_selection, 'selection seed')}, "
+            f"then the winner on {_plural(run.n_test, 'test seed')}: about {later / 1e6:.3g}M env steps after tuning, "
+            f"{(at_most + later) / 1e6:.3g}M at most in all")
 
 
 def evaluate(task: str, preset: str = "ppo", overrides: dict | None = None, *, env_steps: int | None = None,
@@ -349,12 +414,13 @@ def evaluate(task: str, preset: str = "ppo", overrides: dict | None = None, *, e
 
     t = get_task(task)
     overrides = dict(overrides or {})
-    name = check_name(name if name is not None else f"{task}-{preset}-s{_count('seed', seed, 0, 999_999)}")
-    run = SearchRun(name=name, task=t, budget=_budget(t, env_steps), seed=_count("seed", seed, 0, 999_999),
+    name = check_name(name if name is not None else f"{task}-{preset}-s{check_seed(seed)}")
+    run = SearchRun(name=name, task=t, budget=_budget(t, env_steps), seed=check_seed(seed),
                     max_concurrent=0 if max_concurrent is None else _count("max_concurrent", max_concurrent),
                     gpus_per_trial=_gpus(gpus_per_trial), registry=_open_registry(registry),
                     exp_dir=_storage(storage_path) / name, base_config={}, progress=progress,
-                    n_test=_count("test_seeds", test_seeds))
+                    n_test=check_count("test_seeds", test_seeds))
+    run.label = f"[pgu evaluate {name}]"
     _check_new_or_resume(run.registry, name, run.exp_dir, resume)
     config = build_config(task, preset, overrides, seed=0, budget=run.budget)
     if run.gpus_per_trial:
@@ -362,22 +428,27 @@ def evaluate(task: str, preset: str = "ppo", overrides: dict | None = None, *, e
     run.base_config = config.to_dict()
     settings = {"kind": "evaluation", "preset": preset, "overrides": overrides, "env_steps": run.budget,
                 "seed": run.seed, "test_seeds": run.n_test, "gpus_per_trial": run.gpus_per_trial}
+    if resume:
+        _check_resume(run.registry, name, task, "", settings)
     t0 = time.time()
-    _start(run, space_name=f"preset:{preset}", space_yaml="", settings=settings, resume=resume)
+    lease = _start(run, space_name=f"preset:{preset}", space_yaml="", settings=settings, resume=resume)
     run.max_concurrent = run.max_concurrent or min(run.n_test, _cpus())
     progress(f"{run.label} task {task}, preset {preset}{' + ' + json.dumps(overrides) if overrides else ''}, "
-             f"{run.n_test} test seeds x {run.budget:,} env steps")
+             f"{_plural(run.n_test, 'test seed')} x {run.budget:,} env steps")
     try:
-        test = _run_phase(run, Phase.TEST, [(0, {}, s) for s in test_seed_list(run.seed, run.n_test)])
+        test = _run_phase(run, Phase.TEST, [(0, {}, s) for s in run.seeds.test(run.n_test)])
+        run.registry.set_status(name, SearchStatus.COMPLETE)
     except SearchInterrupted as stop:
         return _interrupted(run, stop, resume_hint=f"evaluate(..., name={run.name!r}, resume=True)")
     except BaseException:
         run.registry.set_status(name, SearchStatus.FAILED)
         raise
-    run.registry.set_status(name, SearchStatus.COMPLETE)
+    finally:
+        lease.release()
     stats = summarize([e["score"] for e in test])
     return {"status": "complete", "name": name, "task": task, "preset": preset, "overrides": overrides,
             "test_scores": [e["score"] for e in test], "test_seeds": [e["seed"] for e in test],
+            "policies": [e["policy_path"] for e in test],
             **{f"test_{k}": v for k, v in stats.items() if k != "n"}, "protocol": _protocol(run),
             "registry": run.registry.safe_url, "wall_s": time.time() - t0,
             "timings": run.registry.get_search(name).timings}
@@ -394,37 +465,43 @@ def _interrupted(run: SearchRun, stop: SearchInterrupted, resume_hint: str) -> d
 # -- phase 1: tuning ---------------------------------------------------------------------------
 
 def _tune(run: SearchRun, resume: bool) -> None:
-    """Run (or continue) the Tune + Optuna search until ``run.trials`` trials are recorded."""
+    """Run (or continue) the Tune + Optuna search until ``run.trials`` trials are recorded, or until
+    ``run.tuning_env_steps`` training env steps are spent (``TuningMeter``)."""
     from ray import tune
 
     from pgu_rllib.rllib.algorithm import PGU
+    from pgu_rllib.service._tune_hooks import TuningMeter
 
     os.environ.setdefault("TUNE_GLOBAL_CHECKPOINT_S", "0")  # save Tune's state every loop: resume loses least
-    t0, before = time.time(), _trial_steps(run)
+    meter = TuningMeter(run.registry, run.name, run.search_id, run.tuning_env_steps, run.seeds_per_trial)
+
+    def more() -> bool:
+        return _finished(run) < run.trials and not meter.exhausted()
+
     try:
-        if resume and tune.Tuner.can_restore(str(run.exp_dir)) and _finished(run) < run.trials:
+        if resume and tune.Tuner.can_restore(str(run.exp_dir)) and more():
             run.progress(f"{run.label} resuming the tuning phase from {run.exp_dir}")
             tuner = tune.Tuner.restore(str(run.exp_dir), trainable=PGU, resume_unfinished=True, resume_errored=True,
                                        param_space=run.base_config)  # Tune stored its objects as placeholders
             _fit(run, tuner, "tuning")
-        remaining = run.trials - _finished(run)
-        if remaining > 0:
+        if more():
+            remaining = run.trials - _finished(run)
             if resume:
-                run.progress(f"{run.label} {_finished(run)} trials are in the registry; running {remaining} more")
+                run.progress(f"{run.label} {_plural(_finished(run), 'trial')} in the registry"
+                             + (f", {meter.spent:,} tuning env steps spent" if run.tuning_env_steps else "")
+                             + f"; running up to {remaining} more")
             _fit(run, _new_tuner(run, remaining), "tuning")
-        if _finished(run) < run.trials:
+        if more():
             raise SearchInterrupted(run.name, "tuning")
     finally:
-        run.registry.add_timing(run.name, "tuning", wall_s=time.time() - t0, env_steps=_trial_steps(run) - before)
+        meter.flush()
+    if run.tuning_env_steps:
+        run.progress(f"{run.label} tuning spent {meter.spent:,} training env steps over "
+                     f"{_plural(_finished(run), 'trial')} (limit {run.tuning_env_steps:,})")
 
 
 def _finished(run: SearchRun) -> int:
     return len(run.registry.trials(run.search_id))
-
-
-def _trial_steps(run: SearchRun) -> int:
-    """Env steps of the recorded trials, over all their seeds."""
-    return run.seeds_per_trial * sum(t["env_steps"] for t in run.registry.trials(run.search_id))
 
 
 def _fit(run: SearchRun, tuner, phase: str):
@@ -468,9 +545,10 @@ def _new_tuner(run: SearchRun, n: int):
     from pgu_rllib.service._tune_hooks import (OBJECTIVE, BudgetOrFinished, RecordTrials, ResumableOptunaSearch,
                                                TrialSpace, short_dirname)
 
-    searcher = ResumableOptunaSearch(space=TrialSpace(run.space, 1000 * run.seed, run.seeds_per_trial),
+    searcher = ResumableOptunaSearch(space=TrialSpace(run.space, run.seeds.tuning_base, run.seeds_per_trial),
                                      metric=OBJECTIVE, mode="max", sampler=_sampler(run), study_name=run.name,
                                      storage=optuna_storage(run.registry.url))
+    searcher.pgu_search_id = run.search_id
     trainable = PGU if run.seeds_per_trial == 1 else tune.with_resources(
         MultiSeedPGU, {"cpu": 1, "gpu": run.gpus_per_trial})
     keys_ = _space_keys(run.space.params) | {"seed"} | ({SEEDS} if run.seeds_per_trial > 1 else set())
@@ -506,13 +584,13 @@ def _first_draws(run: SearchRun, n: int) -> list[dict]:
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     study = optuna.create_study(sampler=_sampler(run), direction="maximize")
-    space = TrialSpace(run.space, 1000 * run.seed)
+    space = TrialSpace(run.space, run.seeds.tuning_base)
     points = []
     for i in range(n):
         trial = study.ask()
         constants = space(trial)  # suggests the parameters first
         point = {**trial.params, **constants}
-        point["seed"] = 1000 * run.seed + _finished(run) + i
+        point["seed"] = run.seeds.tuning(1, start=_finished(run) + i)[0]
         for key, spec in run.space.mutable.items():  # a mutable key starts inside its bounds
             if key not in point:
                 point[key] = (trial.suggest_categorical(key, spec["choice"]) if isinstance(spec, dict)
@@ -535,11 +613,11 @@ def _population_scheduler(run: SearchRun):
     bounds = {k: v for k, v in run.space.mutable.items() if not isinstance(v, dict)}
     if run.scheduler == "pb2":
         return PB2(time_attr=STEPS, perturbation_interval=interval, hyperparam_bounds=bounds, quantile_fraction=0.25,
-                   log_config=True, require_attrs=True)
+                   log_config=True, require_attrs=True, synch=True)
     mutations = {k: (v["choice"] if isinstance(v, dict) else tune.uniform(*v)) for k, v in run.space.mutable.items()}
     return PopulationBasedTraining(time_attr=STEPS, perturbation_interval=interval, hyperparam_mutations=mutations,
                                    quantile_fraction=0.25, resample_probability=0.25, log_config=True,
-                                   custom_explore_fn=clip_to_bounds(bounds), require_attrs=True)
+                                   custom_explore_fn=clip_to_bounds(bounds), require_attrs=True, synch=True)
 
 
 def _schedule_reader(run: SearchRun):
@@ -579,25 +657,36 @@ def _candidates(trials: list[dict], top_k: int, budget: int) -> list[dict]:
 
 def _run_phase(run: SearchRun, phase: Phase, jobs: list[tuple[int, dict, int]]) -> list[dict]:
     """Train each (candidate, params, seed) job to the full budget and score it; rows are written as
-    each run finishes, and jobs whose rows exist are skipped. Returns the phase's rows."""
+    each run finishes. A stored row is reused only when its seed and configuration hash (resolved
+    config, budget, evaluation protocol) match the job's; anything else is re-run and replaced.
+    Returns the phase's rows for these jobs."""
     from ray import tune
 
-    from pgu_rllib.service._tune_hooks import EvaluationRun, RecordEvaluations, short_dirname
+    from pgu_rllib.service._tune_hooks import EvaluationRun, RecordEvaluations, config_hash, short_dirname
 
-    done = {(e["candidate"], e["seed"]) for e in run.registry.evaluations(run.search_id, phase)}
+    protocol = run.task.protocol(run.objective)
+    hashes = {(i, s): config_hash({**run.base_config, **params}, run.budget, protocol) for i, params, s in jobs}
+    stored = {(e["candidate"], e["seed"]): e for e in run.registry.evaluations(run.search_id, phase)}
+    done = {key for key, e in stored.items() if key in hashes and e["config_hash"] == hashes[key]}
+    stale = sorted(key for key in hashes if key in stored and key not in done)
     todo = [(i, params, s) for i, params, s in jobs if (i, s) not in done]
-    run.progress(f"{run.label} {phase.value}: {len(jobs)} runs of {run.budget:,} env steps "
+    run.progress(f"{run.label} {phase.value}: {_plural(len(jobs), 'run')} of {run.budget:,} env steps "
                  f"({len(jobs) - len(todo)} already stored), seeds {sorted({s for _, _, s in jobs})}")
+    if stale:
+        run.progress(f"{run.label} {phase.value}: {_plural(len(stale), 'stored run')} ran another configuration "
+                     f"(candidate, seed {stale}); re-running them")
     if todo:
         t0 = time.time()
+        policies = run.exp_dir / "policies" / phase.value
         configs = [{"candidate": i, "seed": s, "params": params, "task": run.task.name, "budget": run.budget,
-                    "config": {**run.base_config, **params, "seed": s}} for i, params, s in todo]
+                    "config": {**run.base_config, **params, "seed": s}, "config_hash": hashes[(i, s)],
+                    "policy_path": str(policies / f"c{i}-s{s}-{hashes[(i, s)]}.npz")} for i, params, s in todo]
         trainable = tune.with_resources(EvaluationRun, {"cpu": 1, "gpu": run.gpus_per_trial})
         recorder = RecordEvaluations(run.search_id, phase.value, len(todo), run.label)
         tuner = tune.Tuner(
             trainable, param_space={"job": tune.grid_search(configs)},
             tune_config=tune.TuneConfig(max_concurrent_trials=min(run.max_concurrent, len(todo)),
-                                        trial_dirname_creator=short_dirname),
+                                        trial_dirname_creator=short_dirname, reuse_actors=True),
             run_config=tune.RunConfig(name=f"{run.exp_dir.name}-{phase.value}-{int(t0)}",
                                       storage_path=str(run.exp_dir.parent), verbose=0, callbacks=[recorder],
                                       failure_config=tune.FailureConfig(max_failures=FAILURE_RETRIES),
@@ -606,17 +695,25 @@ def _run_phase(run: SearchRun, phase: Phase, jobs: list[tuple[int, dict, int]]) 
             grid = tuner.fit()
         finally:
             rows = run.registry.evaluations(run.search_id, phase)
-            new = [r for r in rows if (r["candidate"], r["seed"]) not in done]
+            new = [r for r in rows if (r["candidate"], r["seed"]) in hashes and (r["candidate"], r["seed"]) not in done
+                   and r["config_hash"] == hashes[(r["candidate"], r["seed"])]]
             run.registry.add_timing(run.name, phase.value, wall_s=time.time() - t0,
-                                    env_steps=sum(r["curve"][-1][0] for r in new if r["curve"]))
-        missing = [(i, s) for i, _, s in jobs if (i, s) not in {(r["candidate"], r["seed"]) for r in rows}]
+                                    env_steps=sum(r["curve"][-1][0] for r in new if r["curve"]),
+                                    eval_env_steps=sum(r["eval_env_steps"] or 0 for r in new))
+        current = {(r["candidate"], r["seed"]) for r in rows if r["config_hash"] == hashes.get((r["candidate"], r["seed"]))}
+        missing = [key for key in hashes if key not in current]
         if missing:
             errors = [r.error for r in grid if r.error is not None]
             if errors:
                 raise SearchFailed(f"{len(errors)} {phase.value} run(s) failed: {str(errors[0]).splitlines()[0]}")
             raise SearchInterrupted(run.name, phase.value)
-    wanted = {(i, s) for i, _, s in jobs}
-    return [r for r in run.registry.evaluations(run.search_id, phase) if (r["candidate"], r["seed"]) in wanted]
+    return [r for r in run.registry.evaluations(run.search_id, phase)
+            if hashes.get((r["candidate"], r["seed"])) == r["config_hash"]]
+
+
+def _plural(n: int, noun: str) -> str:
+    """``1 run``, ``3 runs``."""
+    return f"{n} {noun}{'' if n == 1 else 's'}"
 
 
 def _selection_table(candidates: list[dict], selection: list[dict]) -> list[dict]:
@@ -630,14 +727,15 @@ def _selection_table(candidates: list[dict], selection: list[dict]) -> list[dict
 
 
 def _protocol(run: SearchRun) -> dict:
-    out = {"budget_env_steps": run.budget, **run.task.protocol(),
-           "test_seeds": test_seed_list(run.seed, run.n_test)}
+    out = {"budget_env_steps": run.budget, **run.task.protocol(run.objective),
+           "test_seeds": run.seeds.test(run.n_test)}
     if run.space is not None:
-        tuning = (tuning_seed_list(run.seed, run.trials) if run.seeds_per_trial == 1
-                  else tuning_seed_list(run.seed, run.seeds_per_trial))  # k > 1: every trial, the same k seeds
-        out.update(tuning_seeds=tuning, trials=run.trials, top_k=run.top_k, seeds_per_trial=run.seeds_per_trial,
-                   pruner=run.pruner, sampler=run.sampler,
-                   selection_seeds=selection_seed_list(run.seed, run.n_selection),
+        n = len(run.registry.trials(run.search_id)) if run.search_id is not None else run.trials
+        tuning = (run.seeds.tuning(n) if run.seeds_per_trial == 1
+                  else run.seeds.tuning(run.seeds_per_trial))  # k > 1: every trial, the same k seeds
+        out.update(tuning_seeds=tuning, trials=n, top_k=run.top_k, seeds_per_trial=run.seeds_per_trial,
+                   pruner=run.pruner, sampler=run.sampler, tuning_env_steps=run.tuning_env_steps,
+                   selection_seeds=run.seeds.selection(run.n_selection),
                    selection="highest mean on the selection seeds among the top-k by tuning score; "
                              "the test seeds are used for nothing but the reported scores")
     return out
@@ -654,10 +752,9 @@ def _store_best(run: SearchRun, table: list[dict], winner: dict, test: list[dict
             **{f"test_{k}": v for k, v in stats.items() if k != "n"},
             "test_scores": [e["score"] for e in test], "test_seeds": [e["seed"] for e in test]}
     config = config_summary(build_config(run.task.name, run.space.base_preset, winner["params"], budget=run.budget))
-    protocol = _protocol(run)
-    current = run.registry.best(run.task.name, run.space.name)
-    replaced = (current is None or current["search_name"] == run.name
-                or winner["selection_mean"] >= current["selection_mean"])
+    protocol = {**_protocol(run), "test_policies": [e["policy_path"] for e in test]}
+    replaced = replaces_best(run.registry.best(run.task.name, run.space.name, key=protocol_key(protocol)),
+                             run.name, winner["selection_mean"])
     if replaced:
         run.registry.put_best(task=run.task.name, space=run.space.name, search_name=run.name,
                               preset=run.space.base_preset, config=config, protocol=protocol, versions=versions(),
@@ -665,6 +762,13 @@ def _store_best(run: SearchRun, table: list[dict], winner: dict, test: list[dict
     return {"name": run.name, "task": run.task.name, "space": run.space.name, "trials": run.trials,
             "candidates": table, "best": {**best, "config": config}, "registry_updated": replaced,
             "protocol": protocol}
+
+
+def replaces_best(current: dict | None, search_name: str, selection_mean: float) -> bool:
+    """The protocol's replacement rule: a winner replaces the stored best row of its (task, space,
+    protocol key) when there is none, when that row is this search's own (a resume), or when the
+    winner's *selection* mean is at least the stored one's. Test scores never decide."""
+    return current is None or current["search_name"] == search_name or selection_mean >= current["selection_mean"]
 
 
 # -- readers -------------------------------------------------------------------------------------

@@ -14,8 +14,10 @@ Evaluation protocols:
   reaching a high value early *and* keeping it, and at a fixed budget it is comparable.
 * ``four-rooms``: exact. The greedy policy is rolled out from every start cell with
   slip 0; the score is the fraction of starts that reach the goal within the step cap.
-* Gym tasks (``cartpole``, MuJoCo): ``eval_episodes`` episodes of the final policy,
-  deterministic (mean action / argmax), env seeds ``10_000 + i``. Raw env returns.
+* Gym tasks (``cartpole``, MuJoCo): the evaluator (``core.policy.evaluate_policy``) on the final
+  policy: exactly ``eval_episodes`` complete episodes, deterministic (mean action / argmax), env
+  seeds ``10_000 + i``, observation normalisation frozen, raw env returns, whatever the number of
+  envs the run trained with.
 
 Example::
 
@@ -28,9 +30,11 @@ import dataclasses
 import math
 from typing import Callable
 
+from pgu_rllib.core.policy import EVAL_SEED_BASE, EvalResult, StoredPolicy, evaluate_policy
+from pgu_rllib.core.policy import protocol as policy_protocol
 from pgu_rllib.rllib import keys
 
-EVAL_SEED_BASE = 10_000
+OBJECTIVES = ("train", "eval")  # the tuning objective of an episodic task (see ``Task.protocol``)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -40,30 +44,40 @@ class Task:
     model: str
     budget: int  # default env steps of one training run
     eval_episodes: int
-    eval_deterministic: bool
     floor: float  # lowest possible episode return: the objective before any episode ends
     recipe: Callable  # (PGUConfig, budget) -> PGUConfig
     metrics: Callable | None = None  # (Algorithm) -> exact per-iteration metrics
     objective_key: str | None = None  # a `metrics` key that is the objective (else episode returns)
     objective_area: bool = False  # objective = mean of that key over every iteration so far
-    eval_protocol: str = "episodes"
+    exact_protocol: str | None = None  # the exact score in words; None: scored by the evaluator's episodes
+    eval_env_kwargs: dict = dataclasses.field(default_factory=dict)  # gym.make(env_id, **these) for evaluation
+
+    @property
+    def episodic(self) -> bool:
+        """Scored by evaluation episodes (``core.policy.evaluate_policy``), not by an exact metric."""
+        return self.exact_protocol is None
 
     def describe(self) -> str:
-        return f"{self.env_id}; {self.model}; budget {self.budget:,} env steps; eval: {self.evaluation()}"
+        return f"{self.env_id}; {self.model}; budget {self.budget:,} env steps; eval: {self.evaluation_protocol()}"
 
-    def evaluation(self) -> str:
-        """The evaluation protocol in words."""
-        if self.eval_protocol != "episodes":
-            return self.eval_protocol
-        mode = "deterministic" if self.eval_deterministic else "stochastic"
-        return f"{self.eval_episodes} episodes after training, {mode}, env seeds {EVAL_SEED_BASE}+i, raw returns"
+    def evaluation_protocol(self) -> str:
+        """How the final score of a run is measured, in words."""
+        return self.exact_protocol or policy_protocol(self.eval_episodes, EVAL_SEED_BASE)
 
-    def protocol(self) -> dict:
-        """How a run of this task is scored, for the registry."""
-        return {"evaluation": self.evaluation(), "eval_episodes": self.eval_episodes,
-                "deterministic": self.eval_deterministic,
-                keys.OBJECTIVE: (f"mean of {self.objective_key} over all iterations" if self.objective_area
-                              else self.objective_key or "mean raw return of the last 10 training episodes")}
+    def protocol(self, objective: str = "train") -> dict:
+        """How a run of this task is scored and tuned, for the registry."""
+        if not self.episodic:
+            tuning = f"mean of {self.objective_key} over all iterations" if self.objective_area else self.objective_key
+        elif objective == "eval":
+            tuning = (f"the latest periodic evaluation ({self.eval_episodes} episodes, the evaluator's protocol) "
+                      f"every tenth of the budget and at its end")
+        else:
+            tuning = "mean raw return of the last 10 training episodes"
+        out = {"evaluation": self.evaluation_protocol(), "eval_episodes": self.eval_episodes, keys.OBJECTIVE: tuning}
+        if self.episodic:
+            out.update(deterministic=True, eval_seed_base=EVAL_SEED_BASE, eval_env=self.env_id,
+                       eval_env_kwargs=self.eval_env_kwargs)
+        return out
 
     def objective(self, metrics: dict, history: list[float]) -> float | None:
         """The objective from this iteration's exact ``metrics`` (``history`` holds the earlier
@@ -73,32 +87,36 @@ class Task:
         history.append(float(metrics[self.objective_key]))
         return sum(history) / len(history) if self.objective_area else history[-1]
 
-    def score(self, algo, result: dict) -> float:
-        """The final score of a trained run: the exact objective, or ``eval_episodes``
-        evaluation episodes (deterministic per the task; raw returns)."""
-        if self.objective_key is not None:
-            return float(result[keys.PGU][keys.OBJECTIVE])
-        returns = algo.evaluate().get("env_runners", {}).get(keys.EPISODE_RETURNS) or []
-        if not isinstance(returns, (list, tuple)):
-            returns = [returns]
-        if not returns:
-            raise RuntimeError(f"task {self.name}: the evaluation finished no episode")
-        return float(sum(returns) / len(returns))
+    def stored_policy(self, algo, meta: dict | None = None) -> StoredPolicy:
+        """The trained deterministic actor with its frozen normalisation (episodic tasks)."""
+        from pgu_rllib.rllib.export import stored_policy
+
+        return stored_policy(algo, env_id=self.env_id, env_kwargs=self.eval_env_kwargs,
+                             meta={"task": self.name, **(meta or {})})
+
+    def evaluate(self, algo) -> EvalResult:
+        """The evaluator on the current policy of ``algo``: ``eval_episodes`` complete episodes (env seeds
+        10000+i), deterministic, normalisation frozen, raw returns. Reads ``algo``; changes nothing in it."""
+        return evaluate_policy(self.stored_policy(algo), self.eval_episodes, EVAL_SEED_BASE)
+
+    def score(self, algo, result: dict) -> tuple[float, StoredPolicy | None, int]:
+        """The final score of a trained run, the stored policy behind it, and the evaluation's env steps:
+        the exact objective (no policy, 0 steps), or the evaluator's mean over ``eval_episodes``."""
+        if not self.episodic:
+            return float(result[keys.PGU][keys.OBJECTIVE]), None, 0
+        policy = self.stored_policy(algo)
+        ev = evaluate_policy(policy, self.eval_episodes, EVAL_SEED_BASE)
+        policy.meta.update(eval_returns=ev.returns, eval_lengths=ev.lengths, score=ev.mean)
+        return ev.mean, policy, ev.env_steps
 
     def configure(self, config, budget: int | None = None):
         """Apply this task's env, recipe and evaluation settings to a ``PGUConfig``."""
         from pgu_rllib.rllib.callbacks import EpisodeReturns
 
         budget = int(budget or self.budget)
-        config.pgu_task = self  # the callbacks score runs with it (floor, metrics, objective)
+        config.pgu_task = self  # the callbacks score runs with it (floor, metrics, objective, evaluate)
         config.pgu_budget = budget
-        config = (config.env_runners(num_env_runners=0)
-                  .callbacks(EpisodeReturns)
-                  .evaluation(evaluation_interval=None, evaluation_num_env_runners=0,
-                              evaluation_duration=self.eval_episodes,
-                              evaluation_duration_unit="episodes",
-                              evaluation_config={"explore": not self.eval_deterministic,
-                                                 "seed": EVAL_SEED_BASE}))
+        config = config.env_runners(num_env_runners=0).callbacks(EpisodeReturns)
         return self.recipe(config, budget)
 
 
@@ -220,17 +238,17 @@ def _four_rooms_metrics(algo) -> dict:
 
 TASKS: dict[str, Task] = {t.name: t for t in [
     Task("bandit", "pgu/UnitCircleBandit-v0", "q_θ(x,a)=⟨φ_θ(x),ψ(a)⟩, 2 params, logit", 20_000,
-         eval_episodes=1, eval_deterministic=True, floor=0.0, recipe=_bandit_recipe,
+         eval_episodes=1, floor=0.0, recipe=_bandit_recipe,
          metrics=_bandit_metrics, objective_key="greedy_expected_reward", objective_area=True,
-         eval_protocol="area under the exact greedy expected-reward curve (4096 fixed contexts)"),
+         exact_protocol="area under the exact greedy expected-reward curve (4096 fixed contexts)"),
     Task("four-rooms", "pgu/FourRooms-v0", "tabular logits (104×4), logit", 200_000,
-         eval_episodes=1, eval_deterministic=True, floor=0.0, recipe=_four_rooms_recipe,
+         eval_episodes=1, floor=0.0, recipe=_four_rooms_recipe,
          metrics=_four_rooms_metrics, objective_key="greedy_success",
-         eval_protocol="exact greedy success rate from every start cell"),
+         exact_protocol="exact greedy success rate from every start cell"),
     Task("cartpole", "CartPole-v1", "64-64 tanh actor and critic", 50_000,
-         eval_episodes=10, eval_deterministic=True, floor=0.0, recipe=_classic_recipe),
+         eval_episodes=10, floor=0.0, recipe=_classic_recipe),
     *[Task(name, env_id, "64-64 tanh, orthogonal init, state-independent log-std; obs/reward normalised",
-           budget, eval_episodes=10, eval_deterministic=True, floor=floor, recipe=_mujoco_recipe(env_id))
+           budget, eval_episodes=10, floor=floor, recipe=_mujoco_recipe(env_id))
       for name, env_id, budget, floor in [
           ("halfcheetah", "HalfCheetah-v5", 1_000_000, -1e4),
           ("hopper", "Hopper-v5", 1_000_000, -1e3),

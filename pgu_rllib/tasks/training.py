@@ -80,15 +80,20 @@ def _progress(msg: str) -> None:
 
 
 def train(task: str, preset: str = "ppo", overrides: dict | None = None, env_steps: int | None = None,
-          seed: int = 0, progress=_progress) -> dict:
+          seed: int = 0, progress=_progress, save_policy: str | None = None) -> dict:
     """Train once on a local (or the current) Ray and return a JSON-able summary.
 
     ``env_steps_per_s`` counts training iterations only; ``startup_s`` is the
-    time to start Ray and build the algorithm.
+    time to start Ray and build the algorithm. On an episodic task ``eval_return_mean`` is the
+    evaluator's score of the final policy (the score a search would store), and ``save_policy``
+    writes that policy for ``pgu rollout``.
     """
     from pgu_rllib.rllib.ray_session import ensure_ray
 
     t0 = time.perf_counter()
+    if save_policy and not get_task(task).episodic:
+        raise ValueError(f"--save-policy={save_policy!r}: task {task!r} is scored exactly and stores no policy; "
+                         f"allowed with the episodic tasks")
     budget = int(env_steps or get_task(task).budget)
     config = build_config(task, preset, overrides, seed, budget)
     ensure_ray()
@@ -125,6 +130,14 @@ def train(task: str, preset: str = "ppo", overrides: dict | None = None, env_ste
         extra = {k: v for k, v in result[keys.PGU].items()
                  if k not in (keys.EPISODE_RETURN_MEAN, keys.EPISODES_TOTAL, keys.EPISODES_THIS_ITER, keys.OBJECTIVE)}
         summary.update(extra)
+        t = get_task(task)
+        if t.episodic:
+            score, policy, eval_steps = t.score(algo, result)
+            summary.update({keys.EVAL_RETURN_MEAN: score, keys.EVAL_ENV_STEPS: eval_steps,
+                            "eval_returns": policy.meta["eval_returns"], "eval_protocol": t.evaluation_protocol()})
+            if save_policy:
+                policy.meta.update(seed=seed, env_steps=steps, preset=preset, overrides=overrides or {})
+                summary["policy_path"] = str(policy.save(save_policy))
         return summary
     finally:
         algo.stop()

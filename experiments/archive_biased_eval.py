@@ -1,0 +1,38 @@
+"""Issue 21 §6: keep the Hopper evidence scored by the old, biased evaluator as a record.
+
+Before the one evaluator (``core/policy.py``), selection and test scores came from RLlib's
+``algo.evaluate()`` on the training env runner: a stochastic policy, unseeded episodes, the
+observation filter still updating, and the first 10 episodes to *finish* out of 16 envs. This script
+renames those searches, their Optuna studies and their best rows to ``<name>-biased-eval`` in
+``docs/results/mujoco.db`` (after upgrading it to the current schema), so the re-scored arms can run
+under the original names and both stay in one registry. Run once; a second run changes nothing.
+
+    python experiments/archive_biased_eval.py
+"""
+from __future__ import annotations
+
+import sqlalchemy as sa
+
+from pgu_rllib.service.registry import Registry
+
+REGISTRY = "sqlite:///docs/results/mujoco.db"
+NAMES = ("hopper-ppo_knobs-s0", "hopper-full-s0", "hopper-ppo-preset-s0", "hopper-rlzoo-pgu-s0")
+SUFFIX = "-biased-eval"
+
+
+def main() -> None:
+    reg = Registry(REGISTRY).connect()  # upgrade to the current schema first
+    with reg.engine.begin() as conn:
+        for name in NAMES:
+            new = name + SUFFIX
+            conn.execute(sa.text("UPDATE pgu_searches SET name = :new WHERE name = :old"), {"new": new, "old": name})
+            conn.execute(sa.text("UPDATE pgu_best SET search_name = :new WHERE search_name = :old"),
+                         {"new": new, "old": name})
+            conn.execute(sa.text("UPDATE studies SET study_name = :new WHERE study_name = :old"),
+                         {"new": new, "old": name})
+        rows = conn.execute(sa.text("SELECT name FROM pgu_searches ORDER BY id")).fetchall()
+    print("searches:", ", ".join(r[0] for r in rows))
+
+
+if __name__ == "__main__":
+    main()
