@@ -29,7 +29,7 @@ postgres:
 	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null)
 
 test: $(BIN)/.installed postgres
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q --durations=10
 
 # For development: everything but the slow, cluster and PostgreSQL tests (under 2 minutes).
 test-fast: $(BIN)/.installed

@@ -21,23 +21,13 @@ Example::
 """
 from __future__ import annotations
 
-from pgu_rllib.core.presets import PRESETS
-from pgu_rllib.core.scales import make_scale
-from pgu_rllib.core.update_rule import UpdateRule
+from pgu_rllib._lazy import facade
 
 __version__ = "0.1.0"
 __all__ = ["PGU", "PGUConfig", "PGUTorchLearner", "PRESETS", "UpdateRule", "best", "evaluate", "export",
            "make_scale", "search", "__version__"]
-
-_LAZY = {"PGU": "pgu_rllib.rllib.algorithm", "PGUConfig": "pgu_rllib.rllib.algorithm",
-         "PGUTorchLearner": "pgu_rllib.rllib.learner", "search": "pgu_rllib.service.search",
-         "evaluate": "pgu_rllib.service.search", "best": "pgu_rllib.service.search",
-         "export": "pgu_rllib.service.search"}
-
-
-def __getattr__(name):  # lazy: keep `import pgu_rllib` free of Ray
-    if name in _LAZY:
-        import importlib
-
-        return getattr(importlib.import_module(_LAZY[name]), name)
-    raise AttributeError(f"module 'pgu_rllib' has no attribute {name!r}")
+__getattr__ = facade({"PGU": "pgu_rllib.rllib.algorithm", "PGUConfig": "pgu_rllib.rllib.algorithm",
+                      "PGUTorchLearner": "pgu_rllib.rllib.learner", "PRESETS": "pgu_rllib.core.presets",
+                      "UpdateRule": "pgu_rllib.core.update_rule", "make_scale": "pgu_rllib.core.scales",
+                      "search": "pgu_rllib.service.search", "evaluate": "pgu_rllib.service.search",
+                      "best": "pgu_rllib.service.readers", "export": "pgu_rllib.service.readers"})

@@ -63,12 +63,35 @@ def _positive_int(text: str, high: int = MAX_COUNT, what: str = "a whole number"
     return int(v)
 
 
+def _train_seed(text: str) -> int:
+    try:
+        v = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+    if not 0 <= v < 2**31:
+        raise argparse.ArgumentTypeError(f"{text!r} is not allowed; allowed: an integer in [0, 2^31)")
+    return v
+
+
 def _port(text: str) -> int:
     return _positive_int(text, 65535, "a port")
 
 
+class _Help(argparse.ArgumentDefaultsHelpFormatter):
+    """Every default in the help, but not "(default: None)" on a required or unset option."""
+
+    def _get_help_string(self, action):
+        if action.default is None or action.default is False or "%(default)" in (action.help or ""):
+            return action.help
+        return super()._get_help_string(action)
+
+
 class _Parser(argparse.ArgumentParser):
-    """argparse with its errors on one line (no usage block), exit 2."""
+    """argparse with its errors on one line (no usage block), exit 2, and every default in the help."""
+
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("formatter_class", _Help)
+        super().__init__(*args, **kwargs)
 
     def error(self, message):
         self.exit(2, f"pgu: error: {message} (see `{self.prog} --help`)\n")
@@ -85,19 +108,38 @@ def cmd_presets(args) -> int:
 
 def cmd_tasks(args) -> int:
     from pgu_rllib.tasks import TASKS
+    from pgu_rllib.tasks.catalog import plugin_tasks
 
-    width = max(map(len, TASKS))
-    for name, task in TASKS.items():
+    tasks = {**TASKS, **plugin_tasks()}
+    width = max(map(len, tasks))
+    for name, task in tasks.items():
         print(f"{name:<{width}}  {task.describe()}")
+    print(f"{'gym:ENV_ID':<{width}}  any registered gymnasium env (--env-kwargs JSON for gym.make): the recipe of its "
+          f"action space, budget 100,000 env steps")
     return 0
+
+
+def _task(args):
+    """The ``--task`` (with ``--env-kwargs`` for a ``gym:`` task) as what the service takes: a name or a Task."""
+    if not args.env_kwargs:
+        return args.task
+    from pgu_rllib.tasks import get_task
+
+    try:
+        kwargs = json.loads(args.env_kwargs)
+    except json.JSONDecodeError as err:
+        raise InvalidArgument("env_kwargs", args.env_kwargs, f"a JSON object ({err.msg} at {err.pos})") from None
+    return get_task(args.task, kwargs)
 
 
 def cmd_train(args) -> int:
     from pgu_rllib.tasks.training import build_config, json_safe, train
 
     overrides = parse_sets(args.set)
+    if args.gpus:
+        overrides["num_gpus_per_learner"] = args.gpus
     if args.from_best:
-        from pgu_rllib.service.search import best
+        from pgu_rllib.service.readers import best
 
         row = best(args.task, args.space, registry=args.registry)
         if row is None:
@@ -108,8 +150,9 @@ def cmd_train(args) -> int:
               f"{_test_line(row)}", file=sys.stderr)
         args.preset = row["preset"]
         overrides = {**row["params"], **overrides}
-    build_config(args.task, args.preset, overrides, args.seed)  # fail fast, before Ray starts
-    summary = train(args.task, args.preset, overrides, env_steps=args.env_steps, seed=args.seed,
+    task = _task(args)
+    build_config(task, args.preset, overrides, args.seed)  # fail fast, before Ray starts
+    summary = train(task, args.preset, overrides, env_steps=args.env_steps, seed=args.seed,
                     save_policy=args.save_policy)
     if args.json:
         print(json.dumps(json_safe(summary), default=str))
@@ -129,13 +172,26 @@ def _params(params: dict) -> str:
     return ", ".join(f"{k}={_fmt(v)}" for k, v in params.items()) or "(the preset as it is)"
 
 
+def _rule(config: dict) -> str:
+    """The update rule a configuration trains with, read off its config (not its base preset's name)."""
+    from pgu_rllib.core.scales import SCALES
+
+    scale = config.get("scale")
+    params = ", ".join(f"{k}={_fmt(config.get(k))}" for k in (SCALES[scale].params if scale in SCALES else ()))
+    step = "" if config.get("step", "first_order") == "first_order" else f", step {config['step']}"
+    return f"form {config.get('form')}, scale {scale}{f'({params})' if params else ''}, Δ_R {config.get('delta_r')}{step}"
+
+
 def _test_line(row: dict) -> str:
     """The reported scores of a best row or summary: test seeds only."""
     if row.get("test_mean") is None:
         return f"no test scores (selection mean {_fmt(row['selection_mean'])}; registry migrated from schema 0001)"
+    n = len(row["test_scores"])
+    if n == 1:
+        return f"test {row['test_mean']:.4g} (1 seed: std and 95% CI n/a)"
     lo, hi = row["test_ci95"] or (None, None)
     return (f"test {row['test_mean']:.4g} ± {row['test_std']:.3g} (median {row['test_median']:.4g}, "
-            f"IQM {row['test_iqm']:.4g}, 95% CI [{_fmt(lo)}, {_fmt(hi)}], {len(row['test_scores'])} seeds)")
+            f"IQM {row['test_iqm']:.4g}, 95% CI [{_fmt(lo)}, {_fmt(hi)}], {n} seeds)")
 
 
 def cmd_search(args) -> int:
@@ -145,7 +201,7 @@ def cmd_search(args) -> int:
     from pgu_rllib.tasks.training import json_safe
 
     with contextlib.redirect_stdout(sys.stderr):  # Tune's console output: stdout stays ours
-        summary = search(args.task, args.space, args.trials, max_concurrent=args.max_concurrent,
+        summary = search(_task(args), args.space, args.trials, max_concurrent=args.max_concurrent,
                          env_steps=args.env_steps, seed=args.seed, registry=args.registry,
                          storage_path=args.storage_path, name=args.name, resume=args.resume,
                          gpus_per_trial=args.gpus_per_trial, top_k=args.top_k,
@@ -159,14 +215,16 @@ def cmd_search(args) -> int:
             print(json.dumps(json_safe(summary)))
         return 130
     protocol = summary["protocol"]
+    n_sel = len(protocol["selection_seeds"])
     print(f"\nCandidates of {summary['name']} (top {protocol['top_k']} by tuning score, re-trained on "
-          f"{len(protocol['selection_seeds'])} selection seeds x {protocol['budget_env_steps']:,} env steps)")
+          f"{n_sel} selection seed{'' if n_sel == 1 else 's'} x {protocol['budget_env_steps']:,} env steps)")
     print(f"{'rank':<5} {'tuning':>9} {'selection mean':>15}  overrides")
     winner = summary["best"]
     for c in summary["candidates"]:
         mark = "*" if c["params"] == winner["params"] else " "
         print(f"{c['rank']:<3}{mark}  {c['tuning_score']:>9.4g} {c['selection_mean']:>15.4g}  {_params(c['params'])}")
-    print(f"winner (*) on {len(protocol['test_seeds'])} test seeds: {_test_line(winner)}")
+    n_test = len(protocol["test_seeds"])
+    print(f"winner (*) on {n_test} test seed{'' if n_test == 1 else 's'}: {_test_line(winner)}")
     print(f"registry: {summary['registry']} ({'updated' if summary['registry_updated'] else 'kept an earlier row with a higher selection mean'})")
     if args.json:
         print(json.dumps(json_safe(summary), default=str))
@@ -180,7 +238,7 @@ def cmd_evaluate(args) -> int:
     from pgu_rllib.tasks.training import json_safe
 
     with contextlib.redirect_stdout(sys.stderr):
-        summary = evaluate(args.task, args.preset, parse_sets(args.set), env_steps=args.env_steps, seed=args.seed,
+        summary = evaluate(_task(args), args.preset, parse_sets(args.set), env_steps=args.env_steps, seed=args.seed,
                            test_seeds=args.test_seeds, name=args.name, registry=args.registry,
                            storage_path=args.storage_path, max_concurrent=args.max_concurrent,
                            gpus_per_trial=args.gpus_per_trial, resume=args.resume)
@@ -221,7 +279,7 @@ def cmd_rollout(args) -> int:
 
 
 def cmd_best(args) -> int:
-    from pgu_rllib.service.search import open_existing
+    from pgu_rllib.service.readers import open_existing
     from pgu_rllib.tasks import get_task
     from pgu_rllib.tasks.training import json_safe
 
@@ -239,7 +297,8 @@ def cmd_best(args) -> int:
         print(f"{r['task']} / {r['space']}: {_test_line(r)}\n"
               f"    chosen by: selection mean {r['selection_mean']:.4g} on seeds {r['selection_seeds']}, "
               f"tuning score {r['tuning_score']:.4g}\n"
-              f"    preset {r['preset']} + {_params(r['params'])}\n    search {r['search_name']}, {r['updated_at']}")
+              f"    rule {_rule(r['config'])}; overrides {_params(r['params'])} on preset {r['preset']}'s recipe\n"
+              f"    search {r['search_name']}, {r['updated_at']}")
     return 0
 
 
@@ -269,12 +328,24 @@ def _check_out(path: str | None, *, folder: bool) -> None:
 
 
 def cmd_export(args) -> int:
-    from pgu_rllib.service.search import export
+    from pgu_rllib.service.readers import export
 
     _check_out(args.out, folder=False)
     text = export(args.task, registry=args.registry, fmt=args.format)
     if args.out:
-        pathlib.Path(args.out).write_text(text)
+        out = pathlib.Path(args.out)
+        if out.exists() and not out.is_file():  # /dev/stdout, a FIFO: write through
+            try:
+                out.write_text(text)
+            except OSError as err:
+                raise OSError(err.errno, err.strerror, str(out)) from None
+        else:  # a whole file or none: write beside it, then rename over it
+            tmp = out.with_name(f".{out.name}.tmp")
+            try:
+                tmp.write_text(text)
+                tmp.replace(out)
+            finally:
+                tmp.unlink(missing_ok=True)
         print(f"wrote {args.out}", file=sys.stderr)
     else:
         print(text, end="")
@@ -316,15 +387,21 @@ def _fraction(text: str) -> float:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="pgu", description=__doc__.splitlines()[0])
-    sub = parser.add_subparsers(dest="command", required=True)
+    parser.add_argument("--version", action="version", version=f"pgu-rllib {_version()}")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    task_help = f"a task: {', '.join(_task_names())}, or gym:ENV_ID (any gymnasium env), or an installed plugin's"
+    preset_help = f"a named update rule: {', '.join(_preset_names())}"
     sub.add_parser("presets", help="list the named update rules").set_defaults(fn=cmd_presets)
     sub.add_parser("tasks", help="list the tasks").set_defaults(fn=cmd_tasks)
+    env_kwargs_help = "with --task gym:ENV_ID: gym.make's keyword arguments, a JSON object"
     p = sub.add_parser("train", help="one training run on a local Ray")
-    p.add_argument("--task", required=True)
-    p.add_argument("--preset", default="ppo")
+    p.add_argument("--task", required=True, help=task_help)
+    p.add_argument("--env-kwargs", metavar="JSON", help=env_kwargs_help)
+    p.add_argument("--gpus", type=_fraction, default=0.0, help="GPUs for the learner (e.g. 1; 0: the CPU)")
+    p.add_argument("--preset", default="ppo", help=preset_help)
     p.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a config key (repeatable)")
     p.add_argument("--env-steps", type=_positive_int, help="budget in env steps (default: the task's)")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=_train_seed, default=0, help="the run's seed, an integer in [0, 2^31) (default 0)")
     p.add_argument("--json", action="store_true", help="end stdout with one JSON summary line")
     p.add_argument("--save-policy", metavar="PATH", help="store the final policy (.npz) for `pgu rollout`")
     p.add_argument("--from-best", action="store_true", help="start from the registry's best configuration")
@@ -333,9 +410,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(fn=cmd_train)
 
     p = sub.add_parser("search", help="search a space on a task (Tune + Optuna), select on selection seeds, test the winner")
-    p.add_argument("--task", required=True)
+    p.add_argument("--task", required=True, help=task_help)
+    p.add_argument("--env-kwargs", metavar="JSON", help=env_kwargs_help)
     p.add_argument("--space", default="paper", help="a shipped space name or a path to a YAML file")
-    p.add_argument("--trials", type=_positive_int, default=12)
+    p.add_argument("--trials", type=_positive_int, default=12,
+                   help="tuning trials (with --tuning-env-steps: at most this many)")
     p.add_argument("--max-concurrent", type=_positive_int, help="trials at a time (default: the CPUs, at most --trials)")
     p.add_argument("--env-steps", type=_positive_int, help="budget of each trial (default: the task's)")
     p.add_argument("--seed", type=int, default=0, help="seeds TPE and picks the tuning, selection and test seeds")
@@ -369,8 +448,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(fn=cmd_search)
 
     p = sub.add_parser("evaluate", help="train one fixed configuration on the test seeds (a baseline)")
-    p.add_argument("--task", required=True)
-    p.add_argument("--preset", default="ppo")
+    p.add_argument("--task", required=True, help=task_help)
+    p.add_argument("--env-kwargs", metavar="JSON", help=env_kwargs_help)
+    p.add_argument("--preset", default="ppo", help=preset_help)
     p.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a config key (repeatable)")
     p.add_argument("--env-steps", type=_positive_int, help="budget of each run (default: the task's)")
     p.add_argument("--seed", type=int, default=0, help="picks the test seeds, as for pgu search --seed")
@@ -399,15 +479,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(fn=cmd_registry)
 
     p = sub.add_parser("best", help="show the best stored configuration of a task")
-    p.add_argument("--task", required=True)
+    p.add_argument("--task", required=True, help=task_help)
     p.add_argument("--space")
     p.add_argument("--registry", default=DEFAULT_REGISTRY)
     p.add_argument("--json", action="store_true")
     p.set_defaults(fn=cmd_best)
 
     p = sub.add_parser("export", help="write a task's best configurations as YAML")
-    p.add_argument("--task", required=True)
-    p.add_argument("--format", default="yaml")
+    p.add_argument("--task", required=True, help=task_help)
+    p.add_argument("--format", default="yaml", choices=["yaml"], help="the export's format")
     p.add_argument("--registry", default=DEFAULT_REGISTRY)
     p.add_argument("--out", help="file to write (default: stdout)")
     p.set_defaults(fn=cmd_export)
@@ -426,6 +506,60 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _full_paths(args, err: OSError) -> str:
+    """For a full disk reported without a path (pyarrow, SQLite): the run's paths that have no room left."""
+    import errno
+    import shutil
+
+    if err.errno != errno.ENOSPC and "No space left" not in str(err):
+        return ""
+    candidates = [getattr(args, "storage_path", None), getattr(args, "out", None)]
+    registry = getattr(args, "registry", "") or ""
+    if registry.startswith("sqlite:///"):
+        candidates.append(str(pathlib.Path(registry.removeprefix("sqlite:///")).parent))
+    full = []
+    for path in filter(None, candidates):
+        probe = pathlib.Path(path)
+        while not probe.exists() and probe != probe.parent:
+            probe = probe.parent
+        if shutil.disk_usage(probe).free < 1 << 20:
+            full.append(path)
+    return f"{', '.join(full)}: " if full else ""
+
+
+def _version() -> str:
+    import importlib.metadata as md
+
+    try:
+        return md.version("pgu-rllib")
+    except md.PackageNotFoundError:
+        return "unknown (not installed)"
+
+
+def _task_names() -> list[str]:
+    """The catalog's task names, read without importing torch or Ray."""
+    from pgu_rllib.tasks.catalog import TASKS
+
+    return list(TASKS)
+
+
+def _preset_names() -> list[str]:
+    from pgu_rllib.core.presets import PRESETS
+
+    return list(PRESETS)
+
+
+def _has_flag(parser: argparse.ArgumentParser, flag: str) -> bool:
+    """Whether ``flag`` is an option of the parser or of one of its sub-commands."""
+    for action in parser._actions:  # argparse keeps no public list of them
+        if flag in action.option_strings:
+            return True
+        if isinstance(action, argparse._SubParsersAction):
+            if any(_has_flag(sub, flag) for sub in action.choices.values()):
+                return True
+    return False
+
+
 def main(argv: list[str] | None = None) -> int:
     from pgu_rllib.rllib.ray_session import quiet_logs
 
@@ -434,17 +568,29 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.command in ("search", "evaluate", "export", "report", "registry"):
         os.umask(0o077)  # what the service writes (Tune state, logs, registry) is readable by its user only
+    if args.command in ("search", "evaluate", "train"):
+        import signal
+
+        # SIGTERM (a scheduler, `kill`, `ray job stop`) stops a run as Ctrl-C does: it is turned into a SIGINT to
+        # this process, so whichever SIGINT handler is in place (Tune's, during a fit) runs; Tune saves its
+        # state, the search is marked interrupted, exit 130 with the resume hint
+        signal.signal(signal.SIGTERM, lambda *_: os.kill(os.getpid(), signal.SIGINT))
     try:
         return args.fn(args)
     except PGUError as err:
         param = getattr(err, "param", None)
         flag = f"--{param.replace('_', '-')}" if param else None
+        if flag and not _has_flag(parser, flag):  # a config key of --set, not a flag
+            flag = None
         parser.exit(2, f"pgu: error: {err.worded(flag=flag).splitlines()[0]}\n")
     except ValueError as err:
         # One line: RLlib appends a hint about `_validate_config` on a second line.
         parser.exit(2, f"pgu: error: {str(err).splitlines()[0]}\n")
     except KeyboardInterrupt:
         parser.exit(130, "pgu: interrupted\n")
+    except OSError as err:  # the environment, not the input: a full disk, a read-only or vanished path
+        where = f"{err.filename}: " if getattr(err, "filename", None) else _full_paths(args, err)
+        parser.exit(1, f"pgu: error: {where}{err.strerror or str(err).splitlines()[0]}\n")
 
 
 if __name__ == "__main__":

@@ -167,7 +167,7 @@ def plot_evaluations(evaluations, winner_params, path):
 
 
 def _score(value) -> str:
-    return "-" if value is None else f"{value:.4g}"
+    return "n/a" if value is None else f"{value:.4g}"
 
 
 def report(name: str, out: str | pathlib.Path, registry: str = DEFAULT_URL) -> pathlib.Path:
@@ -205,7 +205,7 @@ def report(name: str, out: str | pathlib.Path, registry: str = DEFAULT_URL) -> p
         rows = "".join(f"<tr><td>{esc(str(k))}</td><td>{esc(f'{v:.4g}' if isinstance(v, float) else str(v))}</td></tr>"
                        for k, v in best["config"].items())
         test = ("no test scores (migrated from schema 0001)" if best["test_mean"] is None else
-                f"<b>test {best['test_mean']:.4g} ± {best['test_std']:.3g}</b> (median {best['test_median']:.4g}, "
+                f"<b>test {best['test_mean']:.4g} ± {_score(best['test_std'])}</b> (median {best['test_median']:.4g}, "
                 f"IQM {best['test_iqm']:.4g}, 95% CI {esc(str([round(c, 4) for c in best['test_ci95'] or []]))}; "
                 f"seeds {esc(str(best['test_seeds']))}; scores {esc(', '.join(f'{s:.4g}' for s in best['test_scores']))})")
         best_html = (f"<p>{test}. Chosen by its selection mean {best['selection_mean']:.4g} on seeds "

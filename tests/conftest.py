@@ -41,3 +41,23 @@ def cli(capsys, monkeypatch):
         return types.SimpleNamespace(returncode=code, stdout=captured.out, stderr=captured.err)
 
     return run
+
+
+SUITE_BUDGET_S = 20 * 60  # issue 28: `make test` within 20 minutes on a 2-core machine
+
+
+def pytest_sessionstart(session):
+    import time
+
+    session.config._pgu_t0 = time.monotonic()
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus, config):
+    """The guard: the suite's wall time against its budget, in every run's output (CI's included), next to
+    the 10 slowest tests that ``--durations=10`` (the Makefile's) lists."""
+    import time
+
+    wall = time.monotonic() - config._pgu_t0
+    share = wall / SUITE_BUDGET_S
+    terminalreporter.write_line(f"pgu suite wall time: {wall:.0f} s of the {SUITE_BUDGET_S} s budget ({share:.0%})"
+                                + ("  ** OVER BUDGET **" if share > 1 else ""))

@@ -91,7 +91,7 @@ FLAGS = [  # (argv, what the one line must say)
     (["train", "--task", "bandit", "--preset", "sgd"], "unknown preset 'sgd'; known: ppo"),
     (["evaluate", "--task", "bandit", "--preset", "sgd"], "unknown preset 'sgd'; known: ppo"),
     (["evaluate", "--task", "bandit", "--set", "lr=-1"], "lr=-1 is not allowed"),
-    (["export", "--task", "bandit", "--format", "json"], "--format='json' is not allowed; allowed: yaml"),
+    (["export", "--task", "bandit", "--format", "json"], "argument --format: invalid choice: 'json' (choose from 'yaml')"),
     (["best", "--task", "pong"], "unknown task 'pong'"),
     (["report", "--name", "nosuch", "--out", "r"], "no search named 'nosuch'"),
     (["train", "--task", "bandit", "--from-best"], "no best configuration for task 'bandit' in the registry"),

@@ -9,7 +9,7 @@ import pathlib
 import pytest
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent / "pgu_rllib"
-LAYERS = {"core": 1, "rllib": 2, "tasks": 3, "service": 4, "cli": 5, "report": 5}
+LAYERS = {"_lazy": 1, "core": 1, "rllib": 2, "tasks": 3, "service": 4, "cli": 5, "report": 5}
 FACADE = "pgu_rllib"
 
 

@@ -166,14 +166,3 @@ def test_a_gpu_request_on_a_machine_without_one_is_refused_before_anything_is_wr
     errors = [line for line in out.stderr.splitlines() if "error" in line.lower()]
     assert len(errors) == 1 and "--gpus-per-trial=1.0 asks for more than the cluster has" in errors[0], out.stderr
     assert not (tmp_path / "pgu_results").exists()
-
-
-def test_resume_with_more_trials_extends_a_finished_search(tmp_path):
-    args = [*SEARCH, "--env-steps", "768", "--seed", "6", "--name", "grow"]
-    assert pgu(*args, "--trials", "2", cwd=tmp_path).returncode == 0
-    out = pgu(*args, "--trials", "4", "--resume", "--json", cwd=tmp_path)
-    assert out.returncode == 0, out.stderr[-3000:]
-    reg = Registry(f"sqlite:///{tmp_path}/pgu_results/registry.db")
-    row = reg.get_search("grow")
-    assert row.status.value == "complete" and len(reg.trials(row.id)) == 4
-    assert {t["params"]["seed"] for t in reg.trials(row.id)} == {6000, 6001, 6002, 6003}

@@ -90,9 +90,11 @@ def test_a_stored_run_of_another_configuration_is_re_run_not_reused(finished):
 
 def test_more_trials_on_resume_keep_winner_selection_and_test_together(finished):
     cwd, reg = finished
-    out = pgu(*ARGS, "--trials", "6", "--resume", cwd=cwd)
+    out = pgu(*ARGS, "--trials", "6", "--resume", "--json", cwd=cwd)
     assert out.returncode == 0, out.stderr[-3000:]
-    assert len(reg.trials(reg.get_search("integrity").id)) == 6
+    row = reg.get_search("integrity")
+    assert row.status.value == "complete" and row.settings["trials"] == 6
+    assert {t["params"]["seed"] for t in reg.trials(row.id)} == set(range(6))  # tuning seeds 1000·S + i, S = 0
     check_one_configuration(reg)
 
 

@@ -6,10 +6,7 @@ Example::
     >>> UpdateRule(form="P", delta_r="q").validate().form
     'P'
 """
-from pgu_rllib.core.errors import InvalidArgument, PGUError
-from pgu_rllib.core.presets import DESCRIPTIONS, PRESETS, get_preset
-from pgu_rllib.core.scales import SCALE_NAMES, make_scale
-from pgu_rllib.core.update_rule import KEYS, UpdateRule
+from pgu_rllib._lazy import facade
 
-__all__ = ["DESCRIPTIONS", "InvalidArgument", "KEYS", "PGUError", "PRESETS", "SCALE_NAMES", "UpdateRule",
-           "get_preset", "make_scale"]
+__all__ = ['DESCRIPTIONS', 'InvalidArgument', 'KEYS', 'PGUError', 'PRESETS', 'SCALE_NAMES', 'UpdateRule', 'get_preset', 'make_scale']
+__getattr__ = facade({"InvalidArgument": "pgu_rllib.core.errors", "PGUError": "pgu_rllib.core.errors", "DESCRIPTIONS": "pgu_rllib.core.presets", "PRESETS": "pgu_rllib.core.presets", "get_preset": "pgu_rllib.core.presets", "SCALE_NAMES": "pgu_rllib.core.scales", "make_scale": "pgu_rllib.core.scales", "KEYS": "pgu_rllib.core.update_rule", "UpdateRule": "pgu_rllib.core.update_rule"})  # lazy: importing the package loads nothing heavy

@@ -63,6 +63,15 @@ class SearchLocked(PGUError):
         super().__init__(f"search {name!r} is being written by {holder}; wait for it to finish or stop it first")
 
 
+class NothingStored(PGUError):
+    """A reader found no best row for the task (a wrong ``--registry`` is the usual cause); nothing is written."""
+
+    def __init__(self, task: str, where: str):
+        self.task = task
+        super().__init__(f"no best configuration for task {task!r} in {where}; nothing written (check --registry, "
+                         f"or run `pgu search --task {task}` first)")
+
+
 class SearchFailed(PGUError):
     """Every trial (or a selection/test run) of a search failed: names the first error."""
 
@@ -70,10 +79,12 @@ class SearchFailed(PGUError):
 class MissingResources(PGUError):
     """The cluster lacks what a trial asks for (e.g. a GPU), and none was added in time."""
 
-    def __init__(self, param: str, value, have: dict, waited_s: float):
+    def __init__(self, param: str, value, have: dict, waited_s: float, asks: dict | None = None):
         self.param, self.value = param, value
-        super().__init__(f"{param}={value!r} asks for more than the cluster has ({have}); "
-                         f"waited {waited_s:.0f} s for the autoscaler")
+        wanted = f" ({', '.join(f'{v:g} {k}' for k, v in asks.items() if v)} per run)" if asks else ""
+        waited = f"; waited {waited_s:.0f} s for the autoscaler" if waited_s else "; nothing was written"
+        super().__init__(f"{param}={value!r} asks for more than the cluster has{wanted}: it has "
+                         f"{', '.join(f'{v:g} {k}' for k, v in have.items())}{waited}")
 
     def worded(self, flag: str | None = None, **_) -> str:
         return str(self).replace(f"{self.param}=", f"{flag or self.param}=", 1)

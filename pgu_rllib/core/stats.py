@@ -29,17 +29,20 @@ def iqm(scores) -> float:
 
 
 def summarize(scores) -> dict:
-    """``{n, mean, std, median, iqm, ci95}`` of ``scores`` (std with n − 1; 0 for one score)."""
+    """``{n, mean, std, median, iqm, ci95}`` of ``scores`` (std with n − 1). One score has no spread:
+    its std and CI are None (shown as n/a), not 0."""
     x = [float(s) for s in scores]
     if not x:
         raise ValueError("no scores to summarize")
-    if len(x) == 1 or len(set(x)) == 1:
-        ci = [x[0], x[0]] if len(set(x)) == 1 else None
+    if len(x) == 1:
+        ci = None
+    elif len(set(x)) == 1:
+        ci = [x[0], x[0]]
     else:
         res = sps.bootstrap((np.asarray(x),), iqm_axis, n_resamples=RESAMPLES, confidence_level=0.95,
                             method="percentile", random_state=np.random.default_rng(0), vectorized=True)
         ci = [float(res.confidence_interval.low), float(res.confidence_interval.high)]
-    return {"n": len(x), "mean": statistics.fmean(x), "std": statistics.stdev(x) if len(x) > 1 else 0.0,
+    return {"n": len(x), "mean": statistics.fmean(x), "std": statistics.stdev(x) if len(x) > 1 else None,
             "median": statistics.median(x), "iqm": iqm(x), "ci95": ci}
 
 

@@ -7,7 +7,7 @@ Example::
     >>> PGUConfig().training(form="Q").form
     'Q'
 """
-from pgu_rllib.rllib.algorithm import PGU, PGUConfig
-from pgu_rllib.rllib.learner import PGUTorchLearner
+from pgu_rllib._lazy import facade
 
-__all__ = ["PGU", "PGUConfig", "PGUTorchLearner"]
+__all__ = ['PGU', 'PGUConfig', 'PGUTorchLearner']
+__getattr__ = facade({"PGU": "pgu_rllib.rllib.algorithm", "PGUConfig": "pgu_rllib.rllib.algorithm", "PGUTorchLearner": "pgu_rllib.rllib.learner"})  # lazy: importing the package loads nothing heavy

@@ -77,6 +77,12 @@ DOMAINS = {
     "train_batch_size_per_learner": _POSITIVE_INT,
     "num_envs_per_env_runner": _POSITIVE_INT,
     "lr_anneal": (lambda v: isinstance(v, bool), "true, false"),
+    "rollout_fragment_length": (lambda v: v == "auto" or _POSITIVE_INT[0](v), "auto or an integer >= 1"),
+    "batch_mode": (lambda v: v in ("truncate_episodes", "complete_episodes"), "truncate_episodes, complete_episodes"),
+    "framework_str": (lambda v: v == "torch", "torch (the PGU learner is a torch learner)"),
+    "env_config": (lambda v: isinstance(v, dict), "a mapping of the env's options"),
+    "num_env_runners": (lambda v: isinstance(v, int) and not isinstance(v, bool) and v >= 0, "an integer >= 0"),
+    "num_gpus_per_learner": (lambda v: _number(v) and v >= 0, "a number >= 0"),
     "log_std_init": (lambda v: v is None or _number(v), "null or a finite number"),
 }
 
@@ -125,7 +131,12 @@ class PGUConfig(PPOConfig):
         for attr, (ok, allowed) in DOMAINS.items():  # before RLlib's checks, which can crash on bad types
             value = getattr(self, attr)
             if not ok(value):
-                self._value_error(f"{attr.rstrip('_')}={value!r} is not allowed; allowed: {allowed}")
+                name = {"framework_str": "framework"}.get(attr, attr.rstrip("_"))
+                self._value_error(f"{name}={value!r} is not allowed; allowed: {allowed}")
+        if isinstance(self.pgu_budget, int) and self.train_batch_size_per_learner > self.pgu_budget:
+            self._value_error(f"train_batch_size_per_learner={self.train_batch_size_per_learner!r} is larger than the "
+                              f"run's budget of {self.pgu_budget:,} env steps: one iteration would sample past it; "
+                              f"allowed: at most the budget")
         super().validate()
         try:
             self.update_rule().validate()

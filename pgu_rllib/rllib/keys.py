@@ -4,8 +4,6 @@ spelled).
 ``result[PGU]`` is the dict the callbacks add to every training result; Tune flattens it to
 ``"pgu/<key>"``. ``learners/<module>/<LEARNER_METRICS>`` are the learner's own metrics.
 """
-from pgu_rllib.core.scales import scale_params
-
 PGU = "pgu"  # result["pgu"]: the callbacks' dict
 OBJECTIVE = "objective"  # always present, never NaN: what Tune, Optuna and ASHA see
 EPISODE_RETURN_MEAN = "episode_return_mean"  # mean raw return of the last 10 finished episodes (or None)
@@ -31,6 +29,6 @@ OPTIMISM_C = "optimism_c"  # optimistic_sgd: the coefficient c in effect (adapte
 REF_KL = "ref_kl"  # GRPO: the k3 estimate of KL(π_θ‖π_ref), masked mean over the minibatch
 REF_KL_EXACT = "ref_kl_exact"  # GRPO: KL(π_θ(·|s)‖π_ref(·|s)) of the two distributions, masked mean over states
 LINE_SEARCH_BACKTRACKS = "line_search_backtracks"  # trust_region: j of the accepted β^j step (−1: none)
-# logged as rule_<key>: the values in effect (every registered scale's parameters, and the steps')
-LOGGED_RULE_VALUES = (*scale_params(), "max_kl", "optimism", "ref_kl_coeff")
+# logged as rule_<key>: the values in effect (with every registered scale's parameters: learner.py)
+LOGGED_RULE_VALUES = ("max_kl", "optimism", "ref_kl_coeff")
 LEARNER_METRICS = (DELTA_O_ABS_MAX, DELTA_O_MEAN, ABS_F_MEAN, F_ZERO_FRAC)  # what `pgu train --json` reports

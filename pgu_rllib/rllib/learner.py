@@ -43,6 +43,7 @@ from pgu_rllib.rllib.connectors import PGUAdvantageEstimation
 from pgu_rllib.rllib.reference import ReferenceMixin
 from pgu_rllib.rllib.steps import StepMixin
 from pgu_rllib.core.forms import expected_q_continuous, expected_q_discrete, k3, surrogate
+from pgu_rllib.core.scales import scale_params
 from pgu_rllib.core.qreading import q_all_actions, q_soft
 from pgu_rllib.core.signals import check_finite, delta_o, delta_r
 from pgu_rllib.core.update_rule import MDPO_ETA_MIN, UpdateRule
@@ -231,7 +232,7 @@ class PGUTorchLearner(ReferenceMixin, StepMixin, LeanEpochsMixin, FastUpdateMixi
         if rule.step == "optimistic_sgd":  # c in effect (it moves with optimism_adaptive)
             c = self.get_optimizer(module_id, "policy_step").param_groups[0]["optimism"]
             self.metrics.log_value((module_id, keys.OPTIMISM_C), float(c), window=1)
-        self.metrics.log_dict({f"rule_{k}": float(getattr(rule, k)) for k in keys.LOGGED_RULE_VALUES
+        self.metrics.log_dict({f"rule_{k}": float(getattr(rule, k)) for k in (*scale_params(), *keys.LOGGED_RULE_VALUES)
                                if getattr(rule, k) is not None}, key=module_id, window=1)
         self.metrics.log_value((module_id, keys.DELTA_O_ABS_MAX), self._delta_o_abs_max.pop(module_id),
                                reduce="max")

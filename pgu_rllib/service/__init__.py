@@ -7,8 +7,7 @@ Example::
     >>> load_space("paper").base_preset
     'ppo'
 """
-from pgu_rllib.service.registry import DEFAULT_URL, Registry
-from pgu_rllib.service.search import best, evaluate, export, search
-from pgu_rllib.service.spaces import SearchSpace, load_space
+from pgu_rllib._lazy import facade
 
-__all__ = ["DEFAULT_URL", "Registry", "SearchSpace", "best", "evaluate", "export", "load_space", "search"]
+__all__ = ['DEFAULT_URL', 'Registry', 'SearchSpace', 'best', 'evaluate', 'export', 'load_space', 'search']
+__getattr__ = facade({"DEFAULT_URL": "pgu_rllib.service.registry", "Registry": "pgu_rllib.service.registry", "best": "pgu_rllib.service.readers", "evaluate": "pgu_rllib.service.search", "export": "pgu_rllib.service.readers", "search": "pgu_rllib.service.search", "SearchSpace": "pgu_rllib.service.spaces", "load_space": "pgu_rllib.service.spaces"})  # lazy: importing the package loads nothing heavy

@@ -135,8 +135,18 @@ class ResumableOptunaSearch(OptunaSearch):
             pass
 
     def on_trial_complete(self, trial_id, result=None, error=False):
+        """A trial the scheduler stopped before the budget (ASHA, Wilcoxon, ``--tuning-env-steps``) is PRUNED
+        in the study, as Optuna's own pruners leave it: its truncated score is an intermediate value, not
+        a final one, so TPE ranks it below every finished trial and optuna-dashboard's filter shows it."""
+        budget = getattr(self, "pgu_budget", None)
+        stopped = (result and not error and budget is not None and trial_id not in self._completed_trials
+                   and int(result.get(STEPS, 0)) < budget and trial_id in self._ot_trials)
         try:
-            super().on_trial_complete(trial_id, result, error)
+            if stopped:
+                self._ot_study.tell(self._ot_trials[trial_id], state=optuna.trial.TrialState.PRUNED)
+                self._completed_trials.add(trial_id)
+            else:
+                super().on_trial_complete(trial_id, result, error)
         except optuna.exceptions.UpdateFinishedTrialError:
             self._ot_trials.pop(trial_id, None)
 
@@ -265,9 +275,10 @@ class _Recorder(tune.Callback):
 class RecordTrials(_Recorder):
     """Writes one registry row per finished tuning trial and prints a progress line."""
 
-    def __init__(self, search_id: int, keys: set[str], total: int, budget: int, label: str, schedules=None):
+    def __init__(self, search_id: int, keys: set[str], total: int, budget: int, label: str, schedules=None,
+                 space: dict | None = None):
         super().__init__(search_id, total, label)
-        self.keys, self.budget, self.schedules = keys, budget, schedules
+        self.keys, self.budget, self.schedules, self.space = keys, budget, schedules, space or {}
         self._best, self._known = None, None
 
     def __getstate__(self):
@@ -287,7 +298,9 @@ class RecordTrials(_Recorder):
         steps = int(last.get(STEPS, 0))
         if status == "complete" and steps < self.budget:
             status = "stopped_early"
-        params = sampled_params(trial.config, self.keys)
+        from pgu_rllib.service.spaces import active_keys
+
+        params = sampled_params(trial.config, self.keys | active_keys(self.space, trial.config))
         metrics = {"train_return": pgu.get(keys.EPISODE_RETURN_MEAN), "eval_return": pgu.get(keys.EVAL_RETURN_MEAN),
                    "eval_env_steps": int(pgu.get(keys.EVAL_ENV_STEPS) or 0)}
         if self.schedules is not None:  # a population member: the values its weights were trained with
@@ -366,7 +379,7 @@ class EvaluationRun(tune.Trainable):
         out = {OBJECTIVE: result[keys.PGU][keys.OBJECTIVE], STEPS: steps,
                keys.NODE_ID: result[keys.PGU].get(keys.NODE_ID)}
         if steps >= int(self.job["budget"]):
-            score, policy, eval_steps = get_task(self.job["task"]).score(self.algo, result)
+            score, policy, eval_steps = get_task(self.job["task"]).score(self.algo, result)  # the Task itself
             out.update({"score": score, "done": True, keys.EVAL_ENV_STEPS: eval_steps})
             if policy is not None and self.job.get("policy_path"):
                 policy.meta.update(seed=self.job["seed"], env_steps=steps, params=self.job["params"],

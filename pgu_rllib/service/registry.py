@@ -168,7 +168,7 @@ def check_url(url: str) -> sa.engine.URL:
     try:
         return sa.engine.make_url(url)
     except Exception:
-        raise ValueError(f"registry URL {mask_password(url)!r} is malformed; expected an SQLAlchemy URL such as "
+        raise ValueError(f"registry URL {mask_password(url, url_secrets(url))!r} is malformed; expected an SQLAlchemy URL such as "
                          f"{DEFAULT_URL} or postgresql://user@host/db") from None
 
 
@@ -185,6 +185,13 @@ def head_revision() -> str:
     from alembic.script import ScriptDirectory
 
     return ScriptDirectory.from_config(_alembic_config(None)).get_current_head()
+
+
+def known_revisions() -> set[str]:
+    """Every schema revision this pgu-rllib's migrations know."""
+    from alembic.script import ScriptDirectory
+
+    return {rev.revision for rev in ScriptDirectory.from_config(_alembic_config(None)).walk_revisions()}
 
 
 def _revision(connection) -> str | None:
@@ -208,16 +215,18 @@ class Registry:
             self.engine = sa.create_engine(parsed, future=True, pool_pre_ping=True, **engine_kwargs(url))
         except Exception as err:  # unknown dialect, missing driver
             raise ValueError(f"registry URL {self.safe_url!r} cannot be used: {type(err).__name__}: "
-                             f"{_first_line(err)}") from None
+                             f"{_first_line(err, url_secrets(url))}") from None
         self.Session = orm.sessionmaker(self.engine, expire_on_commit=False)
 
     def _unreachable(self, err) -> ValueError:
-        return ValueError(f"registry {self.safe_url} is unreachable: {_first_line(getattr(err, 'orig', err))}")
+        return ValueError(f"registry {self.safe_url} is unreachable: "
+                          f"{_first_line(getattr(err, 'orig', err), url_secrets(self.url))}")
 
     def connect(self) -> "Registry":
         """Create the directory (SQLite) and create or upgrade the schema to the current revision."""
         from alembic import command
 
+        self.check_not_newer()
         if self._sqlite_path and self._sqlite_path != ":memory:":
             pathlib.Path(self._sqlite_path).parent.mkdir(parents=True, exist_ok=True)
         try:
@@ -239,14 +248,17 @@ class Registry:
             raise self._unreachable(err) from None
         return self
 
-    def check_reachable(self) -> None:
+    def check_reachable(self, write: bool = True) -> None:
         """Open and close one connection without writing anything; for SQLite, check that the file
-        (or the folders it needs) can be created."""
+        (or the folders it needs) can be created, or, for a reader (``write=False``), read."""
         if self._sqlite_path and self._sqlite_path != ":memory:":
             path = pathlib.Path(self._sqlite_path)
             if path.exists():
-                if not (path.is_file() and os.access(path, os.R_OK | os.W_OK)):
-                    raise ValueError(f"registry {self.safe_url} is unreachable: {path} is not a writable file")
+                mode, what = (os.R_OK | os.W_OK, "writable") if write else (os.R_OK, "readable")
+                if not (path.is_file() and os.access(path, mode)):
+                    raise ValueError(f"registry {self.safe_url} is unreachable: {path} is not a {what} file")
+                return
+            if not write:
                 return
             ancestor = path.parent
             while not ancestor.exists():
@@ -273,9 +285,21 @@ class Registry:
         except sa.exc.SQLAlchemyError as err:
             raise self._unreachable(err) from None
 
+    @property
+    def in_memory(self) -> bool:
+        return self._sqlite_path in (None, "", ":memory:") and self.url.startswith("sqlite")
+
+    def check_not_newer(self) -> None:
+        """``ValueError`` when a newer pgu-rllib wrote the database (a revision this one does not know)."""
+        current = self.schema()
+        if current is not None and current not in known_revisions():
+            raise ValueError(f"registry {self.safe_url} was written by a newer pgu-rllib (schema revision {current}); "
+                             f"upgrade pgu-rllib to read or write it")
+
     def check_current(self) -> bool:
         """For readers: False when the database holds no pgu tables; ``ValueError`` (with the upgrade
         command) when it was written by an older schema."""
+        self.check_not_newer()
         current = self.schema()
         if current is None:
             return False
@@ -287,7 +311,7 @@ class Registry:
     @property
     def safe_url(self) -> str:
         """The URL with any password hidden (for logs and messages)."""
-        return mask_password(self.url)
+        return mask_password(self.url, url_secrets(self.url))
 
     # -- searches ---------------------------------------------------------------------------
     def search_exists(self, name: str) -> bool:
@@ -500,12 +524,45 @@ def _has_version_table(connection) -> bool:
     return sa.inspect(connection).has_table(VERSION_TABLE)
 
 
-def _first_line(err) -> str:
-    return mask_password(str(err).splitlines()[0] if str(err) else type(err).__name__)
+def _first_line(err, secrets: list[str] | None = None) -> str:
+    return mask_password(str(err).splitlines()[0] if str(err) else type(err).__name__, secrets)
 
 
-def mask_password(text: str) -> str:
-    """``text`` with the password of any ``scheme://user:password@host`` URL in it replaced by ``***``."""
+MIN_SECRET = 4  # shorter passwords are hidden inside URLs only (replacing "ab" in every message would garble it)
+
+
+def url_secrets(url: str) -> list[str]:
+    """The secrets in a database URL, as SQLAlchemy parses it: the password, a ``password=`` query
+    value, and, for a password with an unescaped ``@`` (``user:p@ss@host``, which SQLAlchemy splits at
+    the first ``@``), everything between ``user:`` and the last ``@`` of the authority. Each also
+    percent-encoded; of at least ``MIN_SECRET`` characters."""
+    import re
+    from urllib.parse import quote, quote_plus
+
+    found = []
+    try:
+        parsed = sa.engine.make_url(url)
+    except Exception:
+        parsed = None
+    if parsed is not None:
+        if parsed.password:
+            found.append(str(parsed.password))
+        value = parsed.query.get("password")
+        found += [value] if isinstance(value, str) else list(value or ())
+    authority = re.match(r"[A-Za-z][A-Za-z0-9+.\-]*://(.*)@", url.split("?", 1)[0])  # up to the last '@'
+    if authority and ":" in authority.group(1):
+        found.append(authority.group(1).split(":", 1)[1])
+    found = [f for f in found if len(f) >= MIN_SECRET and not any(g != f and g.startswith(f + "@") for g in found)]
+    return sorted({*found, *(quote(f, safe="") for f in found), *(quote_plus(f) for f in found)}, key=len,
+                  reverse=True)
+
+
+def mask_password(text: str, secrets: list[str] | None = None) -> str:
+    """``text`` with every secret of ``secrets`` (``url_secrets``) replaced by ``***``, and the password of
+    any other ``scheme://user:password@host`` URL or ``password=`` parameter in it hidden too."""
     import re
 
-    return re.sub(r"(\b[a-zA-Z][a-zA-Z0-9+.\-]*://[^:/@\s]*:)[^@\s]*@", r"\1***@", text)
+    for secret in secrets or ():
+        text = text.replace(secret, "***")
+    text = re.sub(r"(\b[a-zA-Z][a-zA-Z0-9+.\-]*://[^:/@\s]*:)[^\s]*@", r"\1***@", text)
+    return re.sub(r"(password=)[^&\s'\"]*", r"\1***", text, flags=re.IGNORECASE)

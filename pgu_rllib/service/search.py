@@ -39,12 +39,13 @@ import sys
 import time
 from typing import Callable
 
-from pgu_rllib.core.errors import (InvalidArgument, MissingResources, NothingToResume, SearchChanged, SearchExists,
-                                   SearchFailed, SearchInterrupted)
+from pgu_rllib.core.errors import (InvalidArgument, MissingResources, NothingStored, NothingToResume, SearchChanged,
+                                   SearchExists, SearchFailed, SearchInterrupted)
 from pgu_rllib.service._schedulers import MIN_WILCOXON_SEEDS, SEEDS, MultiSeedPGU, WilcoxonScheduler
 from pgu_rllib.service.registry import (DEFAULT_URL, REGISTRY_ENV, Phase, Registry, SearchStatus, optuna_storage,
                                         protocol_key)
 from pgu_rllib.service.lease import Lease
+from pgu_rllib.service.readers import best, export, open_existing  # noqa: F401 (the public API's readers)
 from pgu_rllib.service.seeds import SeedPlan, check_count, check_seed
 from pgu_rllib.service.spaces import SearchSpace, load_space
 from pgu_rllib.core.stats import summarize
@@ -103,6 +104,12 @@ def _count(param: str, value, low: int = 1, high: int = 1000) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
         raise InvalidArgument(param, value, f"an integer in [{low}, {high}]")
     return value
+
+
+def default_name(task: str, what: str, seed: int) -> str:
+    """``TASK-SPACE-sSEED``, with any character a name cannot hold (a space file called ``my space.yaml``)
+    replaced by ``-``."""
+    return re.sub(r"[^A-Za-z0-9._-]+", "-", f"{task}-{what}-s{seed}").strip("-._")[:100]
 
 
 def check_name(name: str) -> str:
@@ -197,15 +204,20 @@ class SearchRun:
 
 
 def _open_registry(registry: str) -> Registry:
+    """The registry a search writes: reachable, not in memory (its trials run in other processes)."""
     reg = Registry(registry)
+    if reg.in_memory:
+        raise InvalidArgument("registry", reg.safe_url, "a database the trial processes can reach too (a SQLite "
+                                                        "file or a server URL), not an in-memory one")
     reg.check_reachable()
+    reg.check_not_newer()
     return Registry(absolute_sqlite(registry))  # a relative SQLite path means the cwd of now
 
 
 def _check_new_or_resume(reg: Registry, name: str, exp_dir: pathlib.Path, resume: bool) -> None:
     existing = reg.search_exists(name)
-    if resume and not existing and not exp_dir.exists():
-        raise NothingToResume(name, f"{reg.safe_url} or {exp_dir}")
+    if resume and not existing:  # the registry is the source of truth (a forgotten --registry lands here)
+        raise NothingToResume(name, reg.safe_url)
     if not resume and (existing or exp_dir.exists()):
         raise SearchExists(name)
 
@@ -213,23 +225,45 @@ def _check_new_or_resume(reg: Registry, name: str, exp_dir: pathlib.Path, resume
 RESOURCE_WAIT_ENV = "PGU_RESOURCE_WAIT_S"  # how long to wait for an autoscaler (default 120 s on a cluster)
 
 
+def _largest_run(run: SearchRun) -> dict:
+    """The base config with the space's largest value of every key that changes what a run asks for
+    (``rllib.resources.RESOURCE_KEYS``), so that the check covers every trial the space can sample."""
+    from pgu_rllib.rllib.resources import RESOURCE_KEYS
+
+    config = dict(run.base_config)
+    if run.space is not None:
+        for key, values in run.space.values_of(RESOURCE_KEYS).items():
+            numbers = [v for v in values if isinstance(v, (int, float)) and not isinstance(v, bool)]
+            if numbers:
+                config[key] = max(numbers)
+    return config
+
+
 def _check_resources(run: SearchRun, started_locally: bool, progress) -> None:
-    """One trial needs 1 CPU and ``gpus_per_trial`` GPU. On a local Ray nothing more can appear;
-    on a cluster an autoscaler may add nodes, so wait up to ``PGU_RESOURCE_WAIT_S`` (120 s)."""
+    """Every run must fit what the cluster offers (``rllib.resources.need``: the main process, env
+    runners, learners, GPUs), the space's largest sampled values included. On a local Ray nothing more
+    can appear: refuse at once. On a cluster an autoscaler may add nodes: wait up to
+    ``PGU_RESOURCE_WAIT_S`` (120 s), then refuse."""
     import ray
 
-    need = {"CPU": 1.0, "GPU": run.gpus_per_trial}
+    from pgu_rllib.rllib.resources import check_fits, need
+
+    config = _largest_run(run)
+    if run.seeds_per_trial > 1 or run.gpus_per_trial:  # MultiSeedPGU and the phases' runs: tune.with_resources
+        config["num_gpus_per_learner"] = run.gpus_per_trial
     wait = 0.0 if started_locally else float(os.environ.get(RESOURCE_WAIT_ENV, "120"))
     t0 = time.time()
     while True:
-        have = {k: float(ray.cluster_resources().get(k, 0.0)) for k in need}
-        missing = [k for k, v in need.items() if v > 0 and have[k] < v]
-        if not missing:
+        have = {k: float(ray.cluster_resources().get(k, 0.0)) for k in ("CPU", "GPU")}
+        try:
+            check_fits(config, have)
             return
-        if time.time() - t0 >= wait:
-            param, value = ("gpus_per_trial", run.gpus_per_trial) if "GPU" in missing else ("max_concurrent", 1)
-            raise MissingResources(param, value, have, time.time() - t0)
-        progress(f"{run.label} waiting for the cluster to offer {need} per trial (has {have})")
+        except MissingResources as err:
+            if time.time() - t0 >= wait:
+                param, value = ((("gpus_per_trial", run.gpus_per_trial) if run.gpus_per_trial and
+                                 err.param == "num_gpus_per_learner" else (err.param, err.value)))
+                raise MissingResources(param, value, have, time.time() - t0, asks=need(config)) from None
+        progress(f"{run.label} waiting for the cluster to offer what one run asks for (has {have})")
         time.sleep(min(10.0, wait))
 
 
@@ -250,7 +284,7 @@ def _start(run: SearchRun, *, space_name: str, space_yaml: str, settings: dict, 
 
 
 # Settings a resume must repeat exactly; ``trials`` may grow (``--resume --trials N`` runs more).
-RESUME_MUST_MATCH = ("task", "space_yaml", "env_steps", "seed", "top_k", "selection_seeds", "test_seeds",
+RESUME_MUST_MATCH = ("task", "env_kwargs", "space_yaml", "env_steps", "seed", "top_k", "selection_seeds", "test_seeds",
                      "seeds_per_trial", "objective", "pruner", "sampler", "scheduler", "tuning_env_steps",
                      "base_preset", "kind", "preset", "overrides")
 
@@ -303,8 +337,10 @@ def search(task: str, space: str = "paper", trials: int = 12, *, max_concurrent:
     k ≥ 4) or ``none``; ``sampler`` is Optuna's ``tpe``, ``random``, ``cmaes`` or ``gp``.
 
     ``scheduler="pbt"`` or ``"pb2"`` (Ray Tune's) trains a population of ``trials`` drawn from the
-    space (the sampler's first draws) to the full budget; every tenth of the budget the weak quarter
-    copies a strong member and changes the space's ``mutable`` keys within their bounds. Each trial's
+    space (the sampler's first draws) to the full budget; every tenth of the budget (at least two
+    iterations) the population waits for all its members (synchronous PBT, so a seeded search exploits at
+    the same points whatever the machine's load), then the weak quarter copies a strong member and
+    changes the space's ``mutable`` keys within their bounds. Each trial's
     schedule of those values (its lineage) is stored with it, and the selection and test runs, ``export``
     and ``pgu train --from-best`` replay the winner's schedule.
     """
@@ -312,7 +348,7 @@ def search(task: str, space: str = "paper", trials: int = 12, *, max_concurrent:
 
     t = get_task(task)
     sp = load_space(space)
-    name = check_name(name if name is not None else f"{task}-{sp.name}-s{check_seed(seed)}")
+    name = check_name(name if name is not None else default_name(t.name, sp.name, check_seed(seed)))
     run = SearchRun(
         name=name, task=t, budget=_budget(t, env_steps), seed=check_seed(seed),
         max_concurrent=0 if max_concurrent is None else _count("max_concurrent", max_concurrent),
@@ -332,9 +368,9 @@ def search(task: str, space: str = "paper", trials: int = 12, *, max_concurrent:
     if run.pruner == "wilcoxon" and run.seeds_per_trial < MIN_WILCOXON_SEEDS:
         raise InvalidArgument("seeds_per_trial", run.seeds_per_trial,
                               f"an integer >= {MIN_WILCOXON_SEEDS} with pruner='wilcoxon' (its smallest p-value is 2^-k)")
-    sp.check(task, run.budget)
+    sp.check(t, run.budget)
     _check_new_or_resume(run.registry, run.name, run.exp_dir, resume)
-    base = build_config(task, sp.base_preset, {"pgu_objective": run.objective}, seed=0, budget=run.budget)
+    base = build_config(t, sp.base_preset, {"pgu_objective": run.objective}, seed=0, budget=run.budget)
     if run.gpus_per_trial:
         base = base.learners(num_gpus_per_learner=run.gpus_per_trial)
     run.base_config = base.to_dict()
@@ -342,13 +378,14 @@ def search(task: str, space: str = "paper", trials: int = 12, *, max_concurrent:
         progress(f"{run.label} warning: inside a Ray job the working directory is a temporary copy that Ray "
                  "deletes; pass --storage-path and --registry on shared storage to keep the results")
 
-    settings = {"trials": run.trials, "env_steps": run.budget, "seed": run.seed, "top_k": run.top_k,
+    settings = {"env_id": t.env_id, "env_kwargs": t.eval_env_kwargs,
+                "trials": run.trials, "env_steps": run.budget, "seed": run.seed, "top_k": run.top_k,
                 "selection_seeds": run.n_selection, "test_seeds": run.n_test, "seeds_per_trial": run.seeds_per_trial,
                 "pruner": run.pruner, "sampler": run.sampler, "scheduler": run.scheduler,
                 "gpus_per_trial": run.gpus_per_trial, "base_preset": sp.base_preset, "objective": run.objective,
                 "tuning_env_steps": run.tuning_env_steps}
     if resume:
-        _check_resume(run.registry, run.name, task, sp.source, settings)
+        _check_resume(run.registry, run.name, t.name, sp.source, settings)
     t0 = time.time()
     lease = _start(run, space_name=sp.name, space_yaml=sp.source, settings=settings, resume=resume)
     run.max_concurrent = run.max_concurrent or min(run.trials, _cpus())
@@ -414,7 +451,7 @@ def evaluate(task: str, preset: str = "ppo", overrides: dict | None = None, *, e
 
     t = get_task(task)
     overrides = dict(overrides or {})
-    name = check_name(name if name is not None else f"{task}-{preset}-s{check_seed(seed)}")
+    name = check_name(name if name is not None else default_name(t.name, preset, check_seed(seed)))
     run = SearchRun(name=name, task=t, budget=_budget(t, env_steps), seed=check_seed(seed),
                     max_concurrent=0 if max_concurrent is None else _count("max_concurrent", max_concurrent),
                     gpus_per_trial=_gpus(gpus_per_trial), registry=_open_registry(registry),
@@ -422,18 +459,19 @@ def evaluate(task: str, preset: str = "ppo", overrides: dict | None = None, *, e
                     n_test=check_count("test_seeds", test_seeds))
     run.label = f"[pgu evaluate {name}]"
     _check_new_or_resume(run.registry, name, run.exp_dir, resume)
-    config = build_config(task, preset, overrides, seed=0, budget=run.budget)
+    config = build_config(t, preset, overrides, seed=0, budget=run.budget)
     if run.gpus_per_trial:
         config = config.learners(num_gpus_per_learner=run.gpus_per_trial)
     run.base_config = config.to_dict()
-    settings = {"kind": "evaluation", "preset": preset, "overrides": overrides, "env_steps": run.budget,
+    settings = {"env_id": t.env_id, "env_kwargs": t.eval_env_kwargs,
+                "kind": "evaluation", "preset": preset, "overrides": overrides, "env_steps": run.budget,
                 "seed": run.seed, "test_seeds": run.n_test, "gpus_per_trial": run.gpus_per_trial}
     if resume:
-        _check_resume(run.registry, name, task, "", settings)
+        _check_resume(run.registry, name, t.name, "", settings)
     t0 = time.time()
     lease = _start(run, space_name=f"preset:{preset}", space_yaml="", settings=settings, resume=resume)
     run.max_concurrent = run.max_concurrent or min(run.n_test, _cpus())
-    progress(f"{run.label} task {task}, preset {preset}{' + ' + json.dumps(overrides) if overrides else ''}, "
+    progress(f"{run.label} task {t.name}, preset {preset}{' + ' + json.dumps(overrides) if overrides else ''}, "
              f"{_plural(run.n_test, 'test seed')} x {run.budget:,} env steps")
     try:
         test = _run_phase(run, Phase.TEST, [(0, {}, s) for s in run.seeds.test(run.n_test)])
@@ -446,7 +484,7 @@ def evaluate(task: str, preset: str = "ppo", overrides: dict | None = None, *, e
     finally:
         lease.release()
     stats = summarize([e["score"] for e in test])
-    return {"status": "complete", "name": name, "task": task, "preset": preset, "overrides": overrides,
+    return {"status": "complete", "name": name, "task": t.name, "preset": preset, "overrides": overrides,
             "test_scores": [e["score"] for e in test], "test_seeds": [e["seed"] for e in test],
             "policies": [e["policy_path"] for e in test],
             **{f"test_{k}": v for k, v in stats.items() if k != "n"}, "protocol": _protocol(run),
@@ -548,10 +586,10 @@ def _new_tuner(run: SearchRun, n: int):
     searcher = ResumableOptunaSearch(space=TrialSpace(run.space, run.seeds.tuning_base, run.seeds_per_trial),
                                      metric=OBJECTIVE, mode="max", sampler=_sampler(run), study_name=run.name,
                                      storage=optuna_storage(run.registry.url))
-    searcher.pgu_search_id = run.search_id
+    searcher.pgu_search_id, searcher.pgu_budget = run.search_id, run.budget
     trainable = PGU if run.seeds_per_trial == 1 else tune.with_resources(
         MultiSeedPGU, {"cpu": 1, "gpu": run.gpus_per_trial})
-    keys_ = _space_keys(run.space.params) | {"seed"} | ({SEEDS} if run.seeds_per_trial > 1 else set())
+    keys_ = {"seed"} | ({SEEDS} if run.seeds_per_trial > 1 else set())  # with each trial's active space keys
     finished = _finished(run)
     scheduler = _scheduler(run)
     if run.scheduler:  # a population: its first draws from the space, then the scheduler explores
@@ -568,7 +606,7 @@ def _new_tuner(run: SearchRun, n: int):
         run_config=tune.RunConfig(
             name=run.exp_dir.name if finished == 0 else f"{run.exp_dir.name}-more{finished}",
             storage_path=str(run.exp_dir.parent), stop=BudgetOrFinished(run.budget, run.search_id), verbose=0,
-            callbacks=[RecordTrials(run.search_id, keys_, run.trials, run.budget, run.label,
+            callbacks=[RecordTrials(run.search_id, keys_, run.trials, run.budget, run.label, space=run.space.params,
                                     schedules=_schedule_reader(run) if run.scheduler else None)],
             # a trial whose worker dies (an infrastructure fault) is re-run from its start, twice at most;
             # only a trial that fails three times is recorded as the configuration's error
@@ -609,7 +647,9 @@ def _population_scheduler(run: SearchRun):
     from pgu_rllib.service._tune_hooks import STEPS
 
     batch = int(run.base_config.get("_train_batch_size_per_learner") or 1)
-    interval = max(batch, (run.budget // 10) // batch * batch)  # every tenth of the budget, whole iterations
+    # every tenth of the budget in whole iterations, and never more often than every two: each perturbation
+    # point pauses and restores every member (the population is synchronous)
+    interval = max(2 * batch, (run.budget // 10) // batch * batch)
     bounds = {k: v for k, v in run.space.mutable.items() if not isinstance(v, dict)}
     if run.scheduler == "pb2":
         return PB2(time_attr=STEPS, perturbation_interval=interval, hyperparam_bounds=bounds, quantile_fraction=0.25,
@@ -625,15 +665,6 @@ def _schedule_reader(run: SearchRun):
 
     return ScheduleReader(str(run.exp_dir), sorted(run.space.mutable),
                           int(run.base_config.get("_train_batch_size_per_learner") or 1))
-
-
-def _space_keys(params: dict) -> set[str]:
-    keys = set()
-    for key, spec in params.items():
-        keys.add(key)
-        for sub in spec.get("when", {}).values():
-            keys |= _space_keys(sub)
-    return keys
 
 
 def _candidates(trials: list[dict], top_k: int, budget: int) -> list[dict]:
@@ -678,7 +709,7 @@ def _run_phase(run: SearchRun, phase: Phase, jobs: list[tuple[int, dict, int]]) 
     if todo:
         t0 = time.time()
         policies = run.exp_dir / "policies" / phase.value
-        configs = [{"candidate": i, "seed": s, "params": params, "task": run.task.name, "budget": run.budget,
+        configs = [{"candidate": i, "seed": s, "params": params, "task": run.task, "budget": run.budget,
                     "config": {**run.base_config, **params, "seed": s}, "config_hash": hashes[(i, s)],
                     "policy_path": str(policies / f"c{i}-s{s}-{hashes[(i, s)]}.npz")} for i, params, s in todo]
         trainable = tune.with_resources(EvaluationRun, {"cpu": 1, "gpu": run.gpus_per_trial})
@@ -751,7 +782,7 @@ def _store_best(run: SearchRun, table: list[dict], winner: dict, test: list[dict
             "selection_seeds": winner["selection_seeds"],
             **{f"test_{k}": v for k, v in stats.items() if k != "n"},
             "test_scores": [e["score"] for e in test], "test_seeds": [e["seed"] for e in test]}
-    config = config_summary(build_config(run.task.name, run.space.base_preset, winner["params"], budget=run.budget))
+    config = config_summary(build_config(run.task, run.space.base_preset, winner["params"], budget=run.budget))
     protocol = {**_protocol(run), "test_policies": [e["policy_path"] for e in test]}
     replaced = replaces_best(run.registry.best(run.task.name, run.space.name, key=protocol_key(protocol)),
                              run.name, winner["selection_mean"])
@@ -759,9 +790,34 @@ def _store_best(run: SearchRun, table: list[dict], winner: dict, test: list[dict
         run.registry.put_best(task=run.task.name, space=run.space.name, search_name=run.name,
                               preset=run.space.base_preset, config=config, protocol=protocol, versions=versions(),
                               git_commit=git_commit(), **best)
+    if not run.scheduler:  # a population has no Optuna study
+        _tell_study(run, table, best)
     return {"name": run.name, "task": run.task.name, "space": run.space.name, "trials": run.trials,
             "candidates": table, "best": {**best, "config": config}, "registry_updated": replaced,
             "protocol": protocol}
+
+
+def _tell_study(run: SearchRun, table: list[dict], best: dict) -> None:
+    """Put the selection and test phases in the Optuna study (user attributes), so optuna-dashboard shows
+    the winner ``pgu best`` shows: ``pgu_winner`` (its Optuna trial number, params, selection and test
+    scores) and ``pgu_candidates`` (each candidate's trial number and selection mean). The study's own
+    "best trial" stays the best *tuning* value, which chose only the candidates."""
+    import optuna
+
+    study = optuna.load_study(study_name=run.name, storage=optuna_storage(run.registry.url))
+
+    def number(params: dict):
+        for trial in study.trials:
+            if {k: v for k, v in trial.params.items() if k in params} == {k: v for k, v in params.items()
+                                                                          if k in trial.params}:
+                return trial.number
+        return None
+
+    study.set_user_attr("pgu_candidates", [{"trial": number(c["params"]), "rank": c["rank"],
+                                            "selection_mean": c["selection_mean"]} for c in table])
+    study.set_user_attr("pgu_winner", {"trial": number(best["params"]), "params": best["params"],
+                                       "selection_mean": best["selection_mean"], "test_mean": best["test_mean"],
+                                       "test_iqm": best["test_iqm"], "test_scores": best["test_scores"]})
 
 
 def replaces_best(current: dict | None, search_name: str, selection_mean: float) -> bool:
@@ -770,54 +826,3 @@ def replaces_best(current: dict | None, search_name: str, selection_mean: float)
     winner's *selection* mean is at least the stored one's. Test scores never decide."""
     return current is None or current["search_name"] == search_name or selection_mean >= current["selection_mean"]
 
-
-# -- readers -------------------------------------------------------------------------------------
-
-def open_existing(registry: str) -> Registry | None:
-    """The registry for reading, or None when it holds no pgu tables yet. Reading writes nothing;
-    a registry of an older schema is refused with the command that upgrades it."""
-    reg = Registry(registry)
-    reg.check_reachable()
-    return reg if reg.check_current() else None
-
-
-def best(task: str, space: str | None = None, registry: str = DEFAULT_URL) -> dict | None:
-    """The best stored configuration for ``task`` (and ``space``), or None. Its ``test_*`` fields
-    are the reported scores; ``selection_mean`` is what chose it.
-
-    Example::
-
-        >>> best("bandit", registry="sqlite://") is None
-        True
-    """
-    get_task(task)
-    reg = open_existing(registry)
-    return reg.best(task, space) if reg else None
-
-
-def export(task: str, registry: str = DEFAULT_URL, fmt: str = "yaml") -> str:
-    """All best rows of ``task`` as one YAML document a person can read, commit and re-run.
-
-    Example::
-
-        >>> print(export("bandit", registry="sqlite://"))  # doctest: +ELLIPSIS
-        # pgu-rllib best configurations ...
-    """
-    import yaml
-
-    if fmt != "yaml":
-        raise InvalidArgument("format", fmt, "yaml")
-    get_task(task)
-    reg = open_existing(registry)
-    rows = reg.best_rows(task) if reg else []
-    doc = {task: {r["space"]: {
-        "preset": r["preset"], "overrides": r["params"], "config": r["config"],
-        "test": {"mean": r["test_mean"], "std": r["test_std"], "median": r["test_median"], "iqm": r["test_iqm"],
-                 "ci95": r["test_ci95"], "scores": r["test_scores"], "seeds": r["test_seeds"]},
-        "selection": {"mean": r["selection_mean"], "scores": r["selection_scores"], "seeds": r["selection_seeds"]},
-        "tuning_score": r["tuning_score"], "protocol": r["protocol"], "search": r["search_name"],
-        "versions": r["versions"], "git_commit": r["git_commit"], "updated_at": r["updated_at"]} for r in rows}}
-    header = (f"# pgu-rllib best configurations for task {task!r} (one entry per search space).\n"
-              f"# Scores under `test` come from seeds used for no choice; `selection` chose the winner.\n"
-              f"# Train one: pgu train --task {task} --from-best --space SPACE --registry URL\n")
-    return header + yaml.safe_dump(doc, sort_keys=False, allow_unicode=True)

@@ -39,6 +39,28 @@ import pathlib
 
 import yaml
 
+class StrictLoader(yaml.SafeLoader):
+    """YAML's safe loader, stricter: a key given twice in one mapping (two ``params:`` sections, say) and
+    any alias (``*name``, which lets a 1 kB file expand to gigabytes) are errors, not the last one wins."""
+
+    def compose_node(self, parent, index):
+        if self.check_event(yaml.AliasEvent):
+            event = self.peek_event()
+            raise yaml.YAMLError(f"aliases (*{event.anchor}) are not allowed in a search space "
+                                 f"(line {event.start_mark.line + 1})")
+        return super().compose_node(parent, index)
+
+    def construct_mapping(self, node, deep=False):
+        keys = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            if key in keys:
+                raise yaml.YAMLError(f"key {key!r} is given twice (line {key_node.start_mark.line + 1}); "
+                                     f"allowed: each key once")
+            keys.add(key)
+        return super().construct_mapping(node, deep=deep)
+
+
 SHIPPED = "pgu_rllib.search_spaces"  # the repository's search_spaces/, installed with the package
 DISTRIBUTIONS = ("choice", "uniform", "loguniform", "int", "fixed")
 
@@ -57,15 +79,64 @@ class SearchSpace:
         return _suggest(trial, self.params)
 
     def check(self, task: str, budget: int | None = None) -> None:
-        """Build the config of every corner on ``task``: ``ValueError`` names the first point the
-        config refuses (e.g. form P with Δ_R = Â), before any trial can sample it."""
+        """Build the config of every point of ``points()`` on ``task``: ``ValueError`` names the first point
+        the config refuses (e.g. form P with Δ_R = Â), before any trial can sample it."""
         from pgu_rllib.tasks.training import build_config
 
-        for point in self.corners():
+        for point in self.points():
             try:
                 build_config(task, self.base_preset, point, seed=0, budget=budget)
             except ValueError as err:
                 raise ValueError(f"space {self.name}: the point {point} is refused: {str(err).splitlines()[0]}") from None
+
+    def points(self):
+        """The points whose validity proves every sample's, exactly and with no cap:
+
+        * the *coupled* keys (every key but the independent PPO knobs of ``FREE_KEYS`` sampled from a
+          range at top level) take every combination of their choices (following ``when``) and of both
+          ends of their ranges, the free keys at their low end;
+        * then each free key alone at its high end, the rest as in the first point.
+
+        A validity rule couples keys only through the coupled ones, and every domain is an interval, so
+        a sample is valid iff these points are. A space with more than ``MAX_POINTS`` coupled
+        combinations is refused as too large to check."""
+        params = {**self.params, **{k: _as_spec(v) for k, v in self.mutable.items()}}
+        free = {k: spec for k, spec in params.items()
+                if k in FREE_KEYS and not spec.get("when") and any(d in spec for d in ("uniform", "loguniform", "int"))}
+        coupled = {k: v for k, v in params.items() if k not in free}
+        low = {k: _range(spec)[0] for k, spec in free.items()}
+        count = _count_points(coupled)
+        if count > MAX_POINTS:
+            raise ValueError(f"space {self.name}: {count:,} combinations of its coupled keys to check; allowed: at "
+                             f"most {MAX_POINTS:,} (fix some choices, or split the space)")
+        first = None
+        for point in _points(coupled):
+            first = first or point
+            yield {**point, **low}
+        for key, spec in free.items():
+            yield {**(first or {}), **low, key: _range(spec)[1]}
+
+    def active_keys(self, config: dict) -> set[str]:
+        """The keys a configuration drawn from this space was given: the top-level ones and those of the
+        ``when`` branches its values chose (not the other branches' keys, which keep their defaults)."""
+        return active_keys(self.params, config)
+
+    def values_of(self, keys) -> dict[str, list]:
+        """Every value (fixed, choice) or range end (uniform, loguniform, int) the space gives each of
+        ``keys``, under every ``when`` branch."""
+        found: dict[str, list] = {}
+
+        def walk(params: dict) -> None:
+            for key, spec in params.items():
+                if key in keys:
+                    values = ([spec["fixed"]] if "fixed" in spec else list(spec["choice"]) if "choice" in spec
+                              else list(next(spec[k] for k in ("uniform", "loguniform", "int") if k in spec)))
+                    found.setdefault(key, []).extend(values)
+                for sub in spec.get("when", {}).values():
+                    walk(sub)
+
+        walk(self.params)
+        return found
 
     def corners(self, limit: int = 20_000):
         """Every combination of the ``choice`` values (following ``when``), each twice: with every
@@ -78,6 +149,18 @@ class SearchSpace:
                 count += 1
                 if count >= limit:
                     return
+
+
+def active_keys(params: dict, config: dict) -> set[str]:
+    """See ``SearchSpace.active_keys`` (``lambda`` is read as ``lambda_`` too)."""
+    found = set()
+    for key, spec in params.items():
+        found.add(key)
+        value = config.get(key, config.get("lambda_" if key == "lambda" else key))
+        branch = spec.get("when", {}).get(value) if isinstance(value, (str, int, float, bool)) else None
+        if branch:
+            found |= active_keys(branch, config)
+    return found
 
 
 def _suggest(trial, params: dict) -> dict:
@@ -104,23 +187,43 @@ def _as_spec(mutable_spec) -> dict:
     return mutable_spec if isinstance(mutable_spec, dict) else {"uniform": list(mutable_spec)}
 
 
-def _corners(params: dict, end: int):
-    """Points of ``params`` with every range at index ``end`` of its [lo, hi] (see ``corners``)."""
-    items = list(params.items())
-    if not items:
+FREE_KEYS = {"lr", "lambda", "gamma", "entropy_coeff", "vf_loss_coeff", "grad_clip", "kl_coeff", "kl_target",
+             "clip_param", "vf_clip_param"}  # PPO knobs each checked on its own domain (no rule couples them)
+MAX_POINTS = 50_000  # ~6 ms each to build and validate: at most about 5 minutes
+
+
+def _range(spec: dict) -> list:
+    return spec[next(k for k in ("uniform", "loguniform", "int") if k in spec)]
+
+
+def _values(spec: dict) -> list:
+    if "fixed" in spec:
+        return [spec["fixed"]]
+    if "choice" in spec:
+        return list(spec["choice"])
+    return list(_range(spec))  # both ends
+
+
+def _branch(spec: dict, value):
+    return spec.get("when", {}).get(value) if isinstance(value, (str, int, float, bool)) else None
+
+
+def _count_points(params: dict) -> int:
+    """How many points ``_points`` yields, without making them."""
+    if not params:
+        return 1
+    (key, spec), rest = next(iter(params.items())), dict(list(params.items())[1:])
+    return sum(_count_points({**(_branch(spec, v) or {}), **rest}) for v in _values(spec))
+
+
+def _points(params: dict):
+    """Every combination of the values of ``params`` (choices, both ends of ranges), following ``when``."""
+    if not params:
         yield {}
         return
-    (key, spec), rest = items[0], dict(items[1:])
-    if "fixed" in spec:
-        values = [spec["fixed"]]
-    elif "choice" in spec:
-        values = spec["choice"]
-    else:
-        kind = next(k for k in ("uniform", "loguniform", "int") if k in spec)
-        values = [spec[kind][end]]
-    for value in values:
-        branch = spec.get("when", {}).get(value) if isinstance(value, (str, int, float, bool)) else None
-        for tail in _corners({**(branch or {}), **rest}, end):
+    (key, spec), rest = next(iter(params.items())), dict(list(params.items())[1:])
+    for value in _values(spec):
+        for tail in _points({**(_branch(spec, value) or {}), **rest}):
             yield {key: value, **tail}
 
 
@@ -137,8 +240,11 @@ def resolve_space_path(name_or_path: str):
     own YAML file. Returns something with ``read_text()`` and ``name``."""
     path = pathlib.Path(name_or_path)
     if path.suffix in (".yaml", ".yml") or "/" in name_or_path or path.exists():
-        if not path.is_file():
+        if not path.exists():
             raise ValueError(f"search space file {name_or_path!r} does not exist")
+        if not path.is_file():
+            kind = "a directory" if path.is_dir() else "not a regular file"
+            raise ValueError(f"search space file {name_or_path!r} is {kind}; allowed: a YAML file")
         return path
     shipped = _shipped() / f"{name_or_path}.yaml"
     if not shipped.is_file():
@@ -151,9 +257,14 @@ def load_space(name_or_path: str, allowed_keys: set[str] | None = None) -> Searc
     """Read and validate a space; ``allowed_keys`` defaults to the config keys."""
     path = resolve_space_path(name_or_path)
     where = str(path) if isinstance(path, pathlib.Path) else path.name
-    text = path.read_text()
     try:
-        doc = yaml.safe_load(text)
+        text = path.read_bytes().decode("utf-8")
+    except UnicodeDecodeError as err:
+        raise ValueError(f"{where}: not UTF-8 text (byte {err.start}); allowed: a UTF-8 YAML file") from None
+    except OSError as err:
+        raise ValueError(f"{where}: cannot be read: {err.strerror}") from None
+    try:
+        doc = yaml.load(text, Loader=StrictLoader)  # noqa: S506 (a SafeLoader: no aliases, no duplicate keys)
     except yaml.YAMLError as err:
         mark = getattr(err, "problem_mark", None)
         at = f" at line {mark.line + 1}" if mark else ""
@@ -165,6 +276,7 @@ def load_space(name_or_path: str, allowed_keys: set[str] | None = None) -> Searc
         raise ValueError(f"{where}: unknown top-level key(s) {', '.join(extra)}; "
                          f"allowed: params, description, base_preset, mutable")
     mutable = _check_mutable(where, doc.get("mutable") or {})
+    _check_mutable_scales(where, mutable, doc["params"], doc.get("base_preset", "ppo"))
     if allowed_keys is None:
         from pgu_rllib.tasks.training import allowed_keys as _allowed
 
@@ -191,6 +303,32 @@ def _check_mutable(where: str, mutable) -> dict:
             continue
         _check_range(where, f"mutable: {key}", "range", spec)
     return mutable
+
+
+def _check_mutable_scales(where: str, mutable: dict, params: dict, base: str) -> None:
+    """A mutable scale parameter (α_r) must belong to a scale the space can sample: perturbing a key no
+    sampled rule reads would change nothing."""
+    from pgu_rllib.core.presets import PRESETS
+    from pgu_rllib.core.scales import SCALES, scale_params
+
+    owned = [k for k in mutable if k in scale_params()]
+    if not owned:
+        return
+    scales = set()
+
+    def walk(ps):
+        for key, spec in ps.items():
+            if key == "scale" and isinstance(spec, dict):
+                scales.update(spec.get("choice", [spec.get("fixed")]))
+            for sub in (spec.get("when", {}) if isinstance(spec, dict) else {}).values():
+                walk(sub)
+
+    walk(params)
+    scales = scales or {PRESETS.get(base, {}).get("scale", "ppo_clip")}
+    for key in owned:
+        if not any(key in SCALES[s].params for s in scales if s in SCALES):
+            raise ValueError(f"{where}: mutable: {key!r} is a parameter of no scale this space samples "
+                             f"({', '.join(sorted(map(str, scales)))}); allowed: that scale's parameters")
 
 
 def _validate_params(where: str, params, allowed: set[str], seen: set[str]) -> None:
@@ -232,6 +370,8 @@ def _validate_params(where: str, params, allowed: set[str], seen: set[str]) -> N
                 _validate_params(where, sub, allowed, branch_seen)
         if "log" in spec and kind != "int":
             raise ValueError(f"{where}: {key}: 'log' is allowed only with int (use loguniform)")
+        if spec.get("log") and arg[0] <= 0:
+            raise ValueError(f"{where}: {key}: int with log: true needs lo > 0, got {arg[0]}")
 
 
 def _check_range(where, key, kind, arg) -> None:

@@ -178,21 +178,24 @@ def _four_rooms_recipe(config, budget):
     return _logit_module(config, TabularLogitModule)
 
 
-def _classic_recipe(config, budget):
-    config = config.environment("CartPole-v1").training(
+def _classic_recipe(config, budget, env_id: str = "CartPole-v1", env_kwargs: dict | None = None):
+    """CartPole's recipe; the generic recipe of any discrete-action gymnasium env."""
+    config = config.environment(env_id, env_config=dict(env_kwargs or {})).training(
         lr=3e-4, gamma=0.99, lambda_=0.95, train_batch_size_per_learner=512, minibatch_size=64,
         num_epochs=10, vf_loss_coeff=0.5, vf_clip_param=float("inf"), entropy_coeff=0.0,
         grad_clip=0.5, grad_clip_by="global_norm", use_kl_loss=False)
     return _mlp(config)
 
 
-def _mujoco_recipe(env_id):
-    """The well-known PPO details (Huang et al. 2022; CleanRL's ppo_continuous_action.py)."""
+def _mujoco_recipe(env_id, env_kwargs: dict | None = None):
+    """The well-known PPO details (Huang et al. 2022; CleanRL's ppo_continuous_action.py); the generic
+    recipe of any continuous-action gymnasium env."""
 
     def recipe(config, budget):
         from pgu_rllib.tasks.mujoco import RewardScaled
 
-        config = (config.environment(RewardScaled, env_config={"env_id": env_id, "gamma": 0.99})
+        config = (config.environment(RewardScaled, env_config={"env_id": env_id, "gamma": 0.99,
+                                                               "env_kwargs": dict(env_kwargs or {})})
                   # 16 envs x 128 steps = the same 2048-step batch; one batched forward per
                   # vector step (issue 6: 2x the env steps/s, same learning on Hopper)
                   .env_runners(env_to_module_connector=_mean_std_filter, num_envs_per_env_runner=16)
@@ -259,8 +262,84 @@ TASKS: dict[str, Task] = {t.name: t for t in [
 ]}
 
 
-def get_task(name: str) -> Task:
-    """Task ``name``; ``ValueError`` lists the known ones."""
-    if name not in TASKS:
-        raise ValueError(f"unknown task {name!r}; known: {', '.join(TASKS)}")
-    return TASKS[name]
+GYM_PREFIX = "gym:"
+PLUGIN_GROUP = "pgu_rllib.tasks"  # entry points of third-party packages: name -> Task (or a function making one)
+
+
+def _generic_recipe(env_id: str, env_kwargs: dict, config, budget):
+    """Any gymnasium env: CartPole's recipe for a discrete action space, the MuJoCo recipe (obs/reward
+    normalisation, Gaussian policy) for a continuous one."""
+    import gymnasium as gym
+
+    env = gym.make(env_id, **env_kwargs)
+    space = env.action_space
+    env.close()
+    if isinstance(space, gym.spaces.Discrete):
+        return _classic_recipe(config, budget, env_id, env_kwargs)
+    if isinstance(space, gym.spaces.Box):
+        return _mujoco_recipe(env_id, env_kwargs)(config, budget)
+    raise ValueError(f"task gym:{env_id}: action space {space} is not allowed; allowed: Discrete or Box")
+
+
+def gym_task(env_id: str, env_kwargs: dict | None = None) -> Task:
+    """Any registered gymnasium env as a task (``--task gym:Acrobot-v1 --env-kwargs '{...}'``): the generic
+    recipe for its action space, a 100k-step default budget, scored by the evaluator on
+    ``gym.make(env_id, **env_kwargs)``.
+
+    >>> gym_task("Pendulum-v1", {"g": 9.81}).eval_env_kwargs
+    {'g': 9.81}
+    """
+    import functools
+
+    import gymnasium as gym
+
+    if not isinstance(env_kwargs or {}, dict):
+        raise ValueError(f"env_kwargs={env_kwargs!r} is not allowed; allowed: a JSON object of gym.make keyword arguments")
+    try:
+        gym.spec(env_id)
+    except Exception as err:  # gymnasium's NameNotFound / VersionNotFound / a malformed id
+        raise ValueError(f"unknown gymnasium env id {env_id!r} ({type(err).__name__}); allowed: a registered id "
+                         f"such as Acrobot-v1 (`python -c 'import gymnasium; gymnasium.pprint_registry()'`)") from None
+    kwargs = dict(env_kwargs or {})
+    return Task(f"{GYM_PREFIX}{env_id}", env_id, "64-64 tanh; CartPole's recipe (discrete) or the MuJoCo recipe "
+                "(continuous)", 100_000, eval_episodes=10, floor=-1e6,
+                recipe=functools.partial(_generic_recipe, env_id, kwargs), eval_env_kwargs=kwargs)
+
+
+_PLUGINS: dict[str, Task] | None = None
+
+
+def plugin_tasks() -> dict[str, Task]:
+    """Tasks that installed packages declare in the entry-point group ``pgu_rllib.tasks`` (loaded once per
+    process, so every Ray worker that asks for one loads them too)."""
+    global _PLUGINS
+    if _PLUGINS is None:
+        import importlib.metadata as md
+
+        found = {}
+        for ep in md.entry_points(group=PLUGIN_GROUP):
+            obj = ep.load()
+            task = obj if isinstance(obj, Task) else obj()
+            if not isinstance(task, Task):
+                raise ValueError(f"entry point {ep.name!r} ({ep.value}) of group {PLUGIN_GROUP} gives "
+                                 f"{type(task).__name__}; allowed: a pgu_rllib.tasks.Task or a function returning one")
+            found[task.name] = task
+        _PLUGINS = found
+    return _PLUGINS
+
+
+def get_task(name, env_kwargs: dict | None = None) -> Task:
+    """Task ``name``: a catalog name, ``gym:<env id>`` (with ``env_kwargs``), or a plugin's; a ``Task``
+    passes through. ``ValueError`` lists the known ones."""
+    if isinstance(name, Task):
+        return name
+    if isinstance(name, str) and name.startswith(GYM_PREFIX):
+        return gym_task(name.removeprefix(GYM_PREFIX), env_kwargs)
+    if env_kwargs:
+        raise ValueError(f"env_kwargs are for gym:<env id> tasks; task {name!r} fixes its env")
+    if name in TASKS:
+        return TASKS[name]
+    plugins = plugin_tasks()
+    if name in plugins:
+        return plugins[name]
+    raise ValueError(f"unknown task {name!r}; known: {', '.join([*TASKS, *plugins])}, or gym:<a gymnasium env id>")

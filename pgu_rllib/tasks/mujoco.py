@@ -38,7 +38,7 @@ class RunningVariance:
 class RewardScaled(gym.Wrapper):
     def __init__(self, config: dict | None = None):
         config = dict(config or {})
-        super().__init__(gym.make(config["env_id"]))
+        super().__init__(gym.make(config["env_id"], **dict(config.get("env_kwargs") or {})))
         self.gamma = float(config.get("gamma", 0.99))
         self.clip = float(config.get("reward_clip", 10.0))
         self._ret, self._rms = 0.0, RunningVariance()

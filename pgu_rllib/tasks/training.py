@@ -59,6 +59,10 @@ def build_config(task: str, preset: str = "ppo", overrides: dict | None = None, 
     if unknown:
         raise ValueError(f"unknown config key(s) {', '.join(unknown)}; "
                          f"allowed: update-rule keys {', '.join(KEYS)} or any PPOConfig key")
+    defaults = PGUConfig()
+    for key, value in point.items():  # RLlib merges a mapping key into its default: refuse a non-mapping first
+        if isinstance(getattr(defaults, key, None), dict) and not isinstance(value, dict):
+            raise ValueError(f"{key}={value!r} is not allowed; allowed: a mapping (e.g. {key}={{option: value}})")
     config = t.configure(PGUConfig(), budget).update_from_dict(point).debugging(seed=seed)
     if model is not None:
         config = _apply_model_config(config, model)
@@ -96,7 +100,12 @@ def train(task: str, preset: str = "ppo", overrides: dict | None = None, env_ste
                          f"allowed with the episodic tasks")
     budget = int(env_steps or get_task(task).budget)
     config = build_config(task, preset, overrides, seed, budget)
-    ensure_ray()
+    if ensure_ray():  # a local Ray: a run that asks for more than this machine has would wait forever
+        import ray
+
+        from pgu_rllib.rllib.resources import check_fits
+
+        check_fits(config.to_dict(), ray.cluster_resources())
     algo = config.build_algo()
     startup_s = time.perf_counter() - t0
     steps, iter_time, result = 0, 0.0, {}
@@ -114,7 +123,7 @@ def train(task: str, preset: str = "ppo", overrides: dict | None = None, env_ste
                      f"return(last 10) {'-' if ret is None else f'{ret:9.2f}'}{task_score}  "
                      f"steps/s {steps / iter_time:7.0f}  elapsed {time.perf_counter() - t0:6.1f}s")
         summary = {
-            "task": task,
+            "task": get_task(task).name,
             "preset": preset,
             "seed": seed,
             "config": config_summary(config),

@@ -1,0 +1,32 @@
+"""Readers start like readers (issue 23 §5, issue 25 §7): ``pgu best``, ``pgu export`` and ``pgu presets``
+import no ``ray.rllib``; ``pgu --help`` imports neither torch nor Ray."""
+import subprocess
+import sys
+
+import pytest
+
+CODE = """
+import sys
+from pgu_rllib.cli import main
+try:
+    main({argv!r})
+except SystemExit:
+    pass
+print(sorted(m for m in ("ray", "ray.rllib", "torch") if m in sys.modules))
+"""
+
+
+def loaded(argv, cwd) -> list[str]:
+    out = subprocess.run([sys.executable, "-c", CODE.format(argv=argv)], cwd=cwd, capture_output=True, text=True,
+                         timeout=120)
+    return eval(out.stdout.strip().splitlines()[-1])  # noqa: S307 (our own print of a list of names)
+
+
+@pytest.mark.parametrize("argv", [["best", "--task", "bandit"], ["export", "--task", "bandit"], ["presets"],
+                                  ["tasks"]])
+def test_readers_load_no_rllib(argv, tmp_path):
+    assert "ray.rllib" not in loaded(argv, tmp_path)
+
+
+def test_help_loads_neither_torch_nor_ray(tmp_path):
+    assert loaded(["--help"], tmp_path) == []
