@@ -65,6 +65,11 @@ def main() -> None:
         for step in STEPS:
             cfg = _recipe(PGUConfig(), args.env).training(form="V", scale="ppo_clip", epsilon=0.2, step=step)
             learners[f"pgu step={step}"] = cfg.build_learner(env=env)
+        # issue 22: the hypergradient of the optimism, and GRPO's reference KL (one more forward pass)
+        for name, extra in (("step=optimistic_sgd adaptive", {"step": "optimistic_sgd", "optimism_adaptive": True}),
+                            ("first_order + ref KL", {"ref_kl_coeff": 0.04})):
+            cfg = _recipe(PGUConfig(), args.env).training(form="V", scale="ppo_clip", epsilon=0.2, **extra)
+            learners[f"pgu {name}"] = cfg.build_learner(env=env)
     else:
         for form, scale in VARIANTS:
             pgpb = {"delta_r": "q", "normalize_delta_r": False} if form == "P" else {}  # spec §3: P is PGPB
@@ -104,14 +109,14 @@ def main() -> None:
     print(f"# learner_overhead  env={args.env}  minibatch=64  rounds={args.rounds}x{args.updates} updates  "
           f"torch threads=1  torch {torch.__version__}  load average {os.getloadavg()[0]:.2f}  "
           f"ratios over: {base_name}")
-    print(f"{'variant':<22} {'wall ms/update':>15} {'wall ratio':>11} {'cpu ms/update':>14} {'cpu ratio':>10}")
+    print(f"{'variant':<34} {'wall ms/update':>15} {'wall ratio':>11} {'cpu ms/update':>14} {'cpu ratio':>10}")
     worst = worst_cpu = 0.0
     for name in learners:
         med, med_cpu = statistics.median(times[name]), statistics.median(cpu[name])
         ratio, ratio_cpu = med / base, med_cpu / base_cpu
         if name not in (base_name, "ppo (RLlib)"):
             worst, worst_cpu = max(worst, ratio), max(worst_cpu, ratio_cpu)
-        print(f"{name:<22} {1e3 * med:>15.3f} {ratio:>11.3f} {1e3 * med_cpu:>14.3f} {ratio_cpu:>10.3f}")
+        print(f"{name:<34} {1e3 * med:>15.3f} {ratio:>11.3f} {1e3 * med_cpu:>14.3f} {ratio_cpu:>10.3f}")
     if not args.steps:
         print(f"worst ratio: wall {worst:.3f}, cpu {worst_cpu:.3f} (target <= 1.10)")
 

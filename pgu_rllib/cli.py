@@ -365,7 +365,7 @@ def cmd_dashboard(args) -> int:
     import optuna_dashboard
 
     from pgu_rllib.service.registry import Registry
-    from pgu_rllib.service.search import absolute_sqlite
+    from pgu_rllib.service.provenance import absolute_sqlite
 
     reg = Registry(args.registry)
     reg.check_reachable()
@@ -430,12 +430,12 @@ def build_parser() -> argparse.ArgumentParser:
                    help="seeds only the winner is re-trained on: the reported scores")
     p.add_argument("--seeds-per-trial", type=_positive_int, default=1,
                    help="train each trial on k seeds (the same k for every trial) and score their mean")
-    p.add_argument("--pruner", choices=["asha", "wilcoxon", "none"], default="asha",
+    p.add_argument("--pruner", choices=_methods("PRUNERS"), default="asha",
                    help="stop weak trials early: successive halving on env steps, a paired Wilcoxon test of "
                         "per-seed scores against the best finished trial (needs --seeds-per-trial >= 4), or never")
-    p.add_argument("--sampler", choices=["tpe", "random", "cmaes", "gp"], default="tpe",
+    p.add_argument("--sampler", choices=_methods("SAMPLERS"), default="tpe",
                    help="Optuna's sampler of the next configuration")
-    p.add_argument("--scheduler", choices=["pbt", "pb2"],
+    p.add_argument("--scheduler", choices=[s for s in _methods("SCHEDULERS") if s],
                    help="population-based training: the space's 'mutable' keys change during training "
                         "(replaces the pruner; the winner's schedule is stored and replayed)")
     p.add_argument("--objective", choices=["train", "eval"], default="train",
@@ -525,6 +525,13 @@ def _full_paths(args, err: OSError) -> str:
         if shutil.disk_usage(probe).free < 1 << 20:
             full.append(path)
     return f"{', '.join(full)}: " if full else ""
+
+
+def _methods(kind: str) -> list:
+    """The search methods' names, from ``service.methods`` (the one place they are declared)."""
+    from pgu_rllib.service import methods
+
+    return list(getattr(methods, kind))
 
 
 def _version() -> str:

@@ -172,7 +172,8 @@ def _score(value) -> str:
 
 def report(name: str, out: str | pathlib.Path, registry: str = DEFAULT_URL) -> pathlib.Path:
     """Write ``out/index.html`` and its PNGs for search ``name``; return the page's path."""
-    from pgu_rllib.service.search import absolute_sqlite, open_existing
+    from pgu_rllib.service.provenance import absolute_sqlite
+    from pgu_rllib.service.readers import open_existing
 
     reg = open_existing(registry)
     row = reg.get_search(name) if reg else None

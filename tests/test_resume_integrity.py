@@ -5,7 +5,6 @@
 * the winner's params, its selection rows and its test rows belong to one configuration;
 * ``--resume`` with changed settings exits 2 with one line naming each difference and writes nothing;
 * a resume while another live process holds the search's lease exits 2 naming the holder."""
-import json
 import signal
 import sqlite3
 import subprocess

@@ -45,7 +45,8 @@ def test_wilcoxon_rule_stops_only_a_trial_worse_on_the_same_seeds():
 
 @pytest.mark.parametrize("sampler", ["tpe", "random", "cmaes", "gp"])
 def test_every_sampler_walks_the_shipped_conditional_space(sampler):
-    from pgu_rllib.service.search import SearchRun, _sampler
+    from pgu_rllib.service.methods import make_sampler
+    from pgu_rllib.service.run import SearchRun
     from pgu_rllib.service.spaces import load_space
     from pgu_rllib.service._tune_hooks import TrialSpace
 
@@ -53,7 +54,7 @@ def test_every_sampler_walks_the_shipped_conditional_space(sampler):
                     exp_dir=pathlib.Path("."), base_config={}, trials=12, sampler=sampler, search_id=None)
     run.registry = types.SimpleNamespace(trials=lambda _: [])
     space = TrialSpace(load_space("full"), 3000)
-    study = optuna.create_study(sampler=_sampler(run), direction="maximize")
+    study = optuna.create_study(sampler=make_sampler(run), direction="maximize")
     seen = set()
     for _ in range(12):
         trial = study.ask()

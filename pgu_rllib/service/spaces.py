@@ -138,17 +138,6 @@ class SearchSpace:
         walk(self.params)
         return found
 
-    def corners(self, limit: int = 20_000):
-        """Every combination of the ``choice`` values (following ``when``), each twice: with every
-        range at its low end and at its high end. A space whose corners all build a valid config
-        can only sample valid ones, up to cross-key constraints between two ranges."""
-        count = 0
-        for end in (0, 1):
-            for point in _corners({**self.params, **{k: _as_spec(v) for k, v in self.mutable.items()}}, end):
-                yield point
-                count += 1
-                if count >= limit:
-                    return
 
 
 def active_keys(params: dict, config: dict) -> set[str]:
@@ -212,7 +201,7 @@ def _count_points(params: dict) -> int:
     """How many points ``_points`` yields, without making them."""
     if not params:
         return 1
-    (key, spec), rest = next(iter(params.items())), dict(list(params.items())[1:])
+    spec, rest = next(iter(params.values())), dict(list(params.items())[1:])
     return sum(_count_points({**(_branch(spec, v) or {}), **rest}) for v in _values(spec))
 
 

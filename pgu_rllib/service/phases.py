@@ -1,0 +1,258 @@
+"""The three phases of a search as functions of a ``SearchRun``: start (resources, the registry row and
+its lease), tuning (Tune + Optuna, ``run_tuning``), and the selection and test runs (``run_phase``)."""
+from __future__ import annotations
+
+import json
+import math
+import os
+import time
+
+from pgu_rllib.core.errors import MissingResources, SearchFailed, SearchInterrupted
+from pgu_rllib.service._schedulers import SEEDS, MultiSeedPGU
+from pgu_rllib.service.lease import Lease
+from pgu_rllib.service.methods import first_draws, make_population_scheduler, make_sampler, make_schedule_reader, make_scheduler
+from pgu_rllib.service.provenance import git_commit, versions
+from pgu_rllib.service.registry import REGISTRY_ENV, Phase, SearchStatus, optuna_storage
+from pgu_rllib.service.run import FAILURE_RETRIES, SearchRun, finished_trials, plural
+from pgu_rllib.core.stats import summarize
+
+
+RESOURCE_WAIT_ENV = "PGU_RESOURCE_WAIT_S"  # how long to wait for an autoscaler (default 120 s on a cluster)
+
+
+def largest_run(run: SearchRun) -> dict:
+    """The base config with the space's largest value of every key that changes what a run asks for
+    (``rllib.resources.RESOURCE_KEYS``), so that the check covers every trial the space can sample."""
+    from pgu_rllib.rllib.resources import RESOURCE_KEYS
+
+    config = dict(run.base_config)
+    if run.space is not None:
+        for key, values in run.space.values_of(RESOURCE_KEYS).items():
+            numbers = [v for v in values if isinstance(v, (int, float)) and not isinstance(v, bool)]
+            if numbers:
+                config[key] = max(numbers)
+    return config
+
+
+def check_resources(run: SearchRun, started_locally: bool, progress) -> None:
+    """Every run must fit what the cluster offers (``rllib.resources.need``: the main process, env
+    runners, learners, GPUs), the space's largest sampled values included. On a local Ray nothing more
+    can appear: refuse at once. On a cluster an autoscaler may add nodes: wait up to
+    ``PGU_RESOURCE_WAIT_S`` (120 s), then refuse."""
+    import ray
+
+    from pgu_rllib.rllib.resources import check_fits, need
+
+    config = largest_run(run)
+    if run.seeds_per_trial > 1 or run.gpus_per_trial:  # MultiSeedPGU and the phases' runs: tune.with_resources
+        config["num_gpus_per_learner"] = run.gpus_per_trial
+    wait = 0.0 if started_locally else float(os.environ.get(RESOURCE_WAIT_ENV, "120"))
+    t0 = time.time()
+    while True:
+        have = {k: float(ray.cluster_resources().get(k, 0.0)) for k in ("CPU", "GPU")}
+        try:
+            check_fits(config, have)
+            return
+        except MissingResources as err:
+            if time.time() - t0 >= wait:
+                param, value = ((("gpus_per_trial", run.gpus_per_trial) if run.gpus_per_trial and
+                                 err.param == "num_gpus_per_learner" else (err.param, err.value)))
+                raise MissingResources(param, value, have, time.time() - t0, asks=need(config)) from None
+        progress(f"{run.label} waiting for the cluster to offer what one run asks for (has {have})")
+        time.sleep(min(10.0, wait))
+
+
+def cluster_cpus() -> int:
+    import ray
+
+    return max(1, int(ray.cluster_resources().get("CPU", 1)))
+
+
+def start_search(run: SearchRun, *, space_name: str, space_yaml: str, settings: dict, resume: bool) -> Lease:
+    """Check resources, then create (or reopen) the search's row holding its lease; returns the lease,
+    kept alive until the caller releases it."""
+    from pgu_rllib.rllib.ray_session import ensure_ray
+
+    check_resources(run, ensure_ray(), run.progress)  # before anything is written
+    os.environ[REGISTRY_ENV] = run.registry.url
+    run.registry.connect()
+    lease = Lease(run.registry, run.name)
+    row = run.registry.start_search(name=run.name, task=run.task.name, space=space_name, space_yaml=space_yaml,
+                                    settings=settings, storage_path=str(run.exp_dir), versions=versions(),
+                                    git_commit=git_commit(), resume=resume, lease=lease.claim)
+    run.search_id = row.id
+    return lease.keep_alive()
+
+
+def interrupted(run: SearchRun, stop: SearchInterrupted, resume_hint: str) -> dict:
+    run.registry.set_status(run.name, SearchStatus.INTERRUPTED)
+    run.progress(f"{run.label} interrupted during {stop.phase}; finished runs are stored. Resume with "
+                 f"{resume_hint}")
+    return {"name": run.name, "status": "interrupted", "phase": stop.phase, "task": run.task.name,
+            "space": run.space.name if run.space else None}
+
+
+def run_tuning(run: SearchRun, resume: bool) -> None:
+    """Run (or continue) the Tune + Optuna search until ``run.trials`` trials are recorded, or until
+    ``run.tuning_env_steps`` training env steps are spent (``TuningMeter``)."""
+    from ray import tune
+
+    from pgu_rllib.rllib.algorithm import PGU
+    from pgu_rllib.service._tune_hooks import TuningMeter
+
+    os.environ.setdefault("TUNE_GLOBAL_CHECKPOINT_S", "0")  # save Tune's state every loop: resume loses least
+    meter = TuningMeter(run.registry, run.name, run.search_id, run.tuning_env_steps, run.seeds_per_trial)
+
+    def more() -> bool:
+        return finished_trials(run) < run.trials and not meter.exhausted()
+
+    try:
+        if resume and tune.Tuner.can_restore(str(run.exp_dir)) and more():
+            run.progress(f"{run.label} resuming the tuning phase from {run.exp_dir}")
+            tuner = tune.Tuner.restore(str(run.exp_dir), trainable=PGU, resume_unfinished=True, resume_errored=True,
+                                       param_space=run.base_config)  # Tune stored its objects as placeholders
+            fit_tuner(run, tuner, "tuning")
+        if more():
+            remaining = run.trials - finished_trials(run)
+            if resume:
+                run.progress(f"{run.label} {plural(finished_trials(run), 'trial')} in the registry"
+                             + (f", {meter.spent:,} tuning env steps spent" if run.tuning_env_steps else "")
+                             + f"; running up to {remaining} more")
+            fit_tuner(run, new_tuner(run, remaining), "tuning")
+        if more():
+            raise SearchInterrupted(run.name, "tuning")
+    finally:
+        meter.flush()
+    if run.tuning_env_steps:
+        run.progress(f"{run.label} tuning spent {meter.spent:,} training env steps over "
+                     f"{plural(finished_trials(run), 'trial')} (limit {run.tuning_env_steps:,})")
+
+
+
+
+def fit_tuner(run: SearchRun, tuner, phase: str):
+    results = tuner.fit()
+    if results.num_terminated + results.num_errors < len(results):  # Ctrl-C: Tune saved a resumable state
+        raise SearchInterrupted(run.name, phase)
+    return results
+
+
+def new_tuner(run: SearchRun, n: int):
+    from ray import tune
+
+    from pgu_rllib.rllib.algorithm import PGU
+    from pgu_rllib.service._tune_hooks import (OBJECTIVE, BudgetOrFinished, RecordTrials, ResumableOptunaSearch,
+                                               TrialSpace, short_dirname)
+
+    searcher = ResumableOptunaSearch(space=TrialSpace(run.space, run.seeds.tuning_base, run.seeds_per_trial),
+                                     metric=OBJECTIVE, mode="max", sampler=make_sampler(run), study_name=run.name,
+                                     storage=optuna_storage(run.registry.url))
+    searcher.pgu_search_id, searcher.pgu_budget = run.search_id, run.budget
+    trainable = PGU if run.seeds_per_trial == 1 else tune.with_resources(
+        MultiSeedPGU, {"cpu": 1, "gpu": run.gpus_per_trial})
+    keys_ = {"seed"} | ({SEEDS} if run.seeds_per_trial > 1 else set())  # with each trial's active space keys
+    finished = finished_trials(run)
+    scheduler = make_scheduler(run)
+    if run.scheduler:  # a population: its first draws from the space, then the scheduler explores
+        from ray.tune.search.basic_variant import BasicVariantGenerator
+
+        searcher = BasicVariantGenerator(points_to_evaluate=first_draws(run, n))
+        scheduler = make_population_scheduler(run)
+        keys_ |= set(run.space.mutable) | {"pgu_schedule"}
+    return tune.Tuner(
+        trainable, param_space=run.base_config,
+        tune_config=tune.TuneConfig(metric=OBJECTIVE, mode="max", search_alg=searcher, scheduler=scheduler,
+                                    num_samples=n, max_concurrent_trials=min(run.max_concurrent, n),
+                                    trial_dirname_creator=short_dirname),
+        run_config=tune.RunConfig(
+            name=run.exp_dir.name if finished == 0 else f"{run.exp_dir.name}-more{finished}",
+            storage_path=str(run.exp_dir.parent), stop=BudgetOrFinished(run.budget, run.search_id), verbose=0,
+            callbacks=[RecordTrials(run.search_id, keys_, run.trials, run.budget, run.label, space=run.space.params,
+                                    schedules=make_schedule_reader(run) if run.scheduler else None)],
+            # a trial whose worker dies (an infrastructure fault) is re-run from its start, twice at most;
+            # only a trial that fails three times is recorded as the configuration's error
+            failure_config=tune.FailureConfig(max_failures=FAILURE_RETRIES),
+            checkpoint_config=tune.CheckpointConfig(checkpoint_at_end=False)))
+
+
+def top_candidates(trials: list[dict], top_k: int, budget: int) -> list[dict]:
+    """Top-k distinct configurations: trials that ran the full budget first (by score), then
+    trials ASHA stopped early (by score), since an early score is not comparable to a full one."""
+    scored = [t for t in trials if t["score"] is not None and math.isfinite(t["score"]) and t["status"] != "error"]
+    pool = sorted(scored, key=lambda t: (t["env_steps"] < budget, -t["score"]))
+    out, seen = [], set()
+    for t in pool:
+        params = {k: v for k, v in t["params"].items() if k not in ("seed", SEEDS)}
+        key = json.dumps(params, sort_keys=True)
+        if key not in seen:
+            seen.add(key)
+            out.append({"params": params, "tuning_score": t["score"], "tune_trial_id": t["tune_trial_id"]})
+        if len(out) == top_k:
+            break
+    return out
+
+
+def run_phase(run: SearchRun, phase: Phase, jobs: list[tuple[int, dict, int]]) -> list[dict]:
+    """Train each (candidate, params, seed) job to the full budget and score it; rows are written as
+    each run finishes. A stored row is reused only when its seed and configuration hash (resolved
+    config, budget, evaluation protocol) match the job's; anything else is re-run and replaced.
+    Returns the phase's rows for these jobs."""
+    from ray import tune
+
+    from pgu_rllib.service._tune_hooks import EvaluationRun, RecordEvaluations, config_hash, short_dirname
+
+    protocol = run.task.protocol(run.objective)
+    hashes = {(i, s): config_hash({**run.base_config, **params}, run.budget, protocol) for i, params, s in jobs}
+    stored = {(e["candidate"], e["seed"]): e for e in run.registry.evaluations(run.search_id, phase)}
+    done = {key for key, e in stored.items() if key in hashes and e["config_hash"] == hashes[key]}
+    stale = sorted(key for key in hashes if key in stored and key not in done)
+    todo = [(i, params, s) for i, params, s in jobs if (i, s) not in done]
+    run.progress(f"{run.label} {phase.value}: {plural(len(jobs), 'run')} of {run.budget:,} env steps "
+                 f"({len(jobs) - len(todo)} already stored), seeds {sorted({s for _, _, s in jobs})}")
+    if stale:
+        run.progress(f"{run.label} {phase.value}: {plural(len(stale), 'stored run')} ran another configuration "
+                     f"(candidate, seed {stale}); re-running them")
+    if todo:
+        t0 = time.time()
+        policies = run.exp_dir / "policies" / phase.value
+        configs = [{"candidate": i, "seed": s, "params": params, "task": run.task, "budget": run.budget,
+                    "config": {**run.base_config, **params, "seed": s}, "config_hash": hashes[(i, s)],
+                    "policy_path": str(policies / f"c{i}-s{s}-{hashes[(i, s)]}.npz")} for i, params, s in todo]
+        trainable = tune.with_resources(EvaluationRun, {"cpu": 1, "gpu": run.gpus_per_trial})
+        recorder = RecordEvaluations(run.search_id, phase.value, len(todo), run.label)
+        tuner = tune.Tuner(
+            trainable, param_space={"job": tune.grid_search(configs)},
+            tune_config=tune.TuneConfig(max_concurrent_trials=min(run.max_concurrent, len(todo)),
+                                        trial_dirname_creator=short_dirname, reuse_actors=True),
+            run_config=tune.RunConfig(name=f"{run.exp_dir.name}-{phase.value}-{int(t0)}",
+                                      storage_path=str(run.exp_dir.parent), verbose=0, callbacks=[recorder],
+                                      failure_config=tune.FailureConfig(max_failures=FAILURE_RETRIES),
+                                      checkpoint_config=tune.CheckpointConfig(checkpoint_at_end=False)))
+        try:
+            grid = tuner.fit()
+        finally:
+            rows = run.registry.evaluations(run.search_id, phase)
+            new = [r for r in rows if (r["candidate"], r["seed"]) in hashes and (r["candidate"], r["seed"]) not in done
+                   and r["config_hash"] == hashes[(r["candidate"], r["seed"])]]
+            run.registry.add_timing(run.name, phase.value, wall_s=time.time() - t0,
+                                    env_steps=sum(r["curve"][-1][0] for r in new if r["curve"]),
+                                    eval_env_steps=sum(r["eval_env_steps"] or 0 for r in new))
+        current = {(r["candidate"], r["seed"]) for r in rows if r["config_hash"] == hashes.get((r["candidate"], r["seed"]))}
+        missing = [key for key in hashes if key not in current]
+        if missing:
+            errors = [r.error for r in grid if r.error is not None]
+            if errors:
+                raise SearchFailed(f"{len(errors)} {phase.value} run(s) failed: {str(errors[0]).splitlines()[0]}")
+            raise SearchInterrupted(run.name, phase.value)
+    return [r for r in run.registry.evaluations(run.search_id, phase)
+            if hashes.get((r["candidate"], r["seed"])) == r["config_hash"]]
+
+
+def selection_table(candidates: list[dict], selection: list[dict]) -> list[dict]:
+    table = []
+    for i, cand in enumerate(candidates):
+        rows = sorted((e for e in selection if e["candidate"] == i), key=lambda e: e["seed"])
+        scores = [e["score"] for e in rows]
+        table.append({**cand, "rank": i, "selection_scores": scores, "selection_seeds": [e["seed"] for e in rows],
+                      "selection_mean": summarize(scores)["mean"]})
+    return table
