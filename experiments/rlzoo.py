@@ -71,6 +71,9 @@ def _policy_kwargs(entry: dict) -> dict:
     kwargs = entry.get("policy_kwargs", "")
     if not kwargs:
         return {"hiddens": [64, 64], "activation": "tanh", "ortho_init": True, "log_std_init": 0.0}
+    if kwargs.startswith("dict(log_std_init=") and kwargs.count("=") == 1:  # pgu's own export: SB3's defaults + log-std
+        return {"hiddens": [64, 64], "activation": "tanh", "ortho_init": True,
+                "log_std_init": float(kwargs.removeprefix("dict(log_std_init=").rstrip(")"))}
     assert "net_arch=dict(pi=[256, 256], vf=[256, 256])" in kwargs and "nn.ReLU" in kwargs, kwargs
     assert "ortho_init=False" in kwargs and "log_std_init=-2" in kwargs, kwargs
     return {"hiddens": [256, 256], "activation": "relu", "ortho_init": False, "log_std_init": -2.0}
@@ -84,12 +87,13 @@ def translate(entry: dict, env_id: str) -> dict:
     SB3's is 1: not matched)."""
     assert entry.get("normalize") is True and entry.get("policy") == "MlpPolicy", entry
     net = _policy_kwargs(entry)
+    lr = str(entry["learning_rate"])
     out = {
         "num_envs_per_env_runner": int(entry["n_envs"]),
         "train_batch_size_per_learner": int(entry["n_steps"]) * int(entry["n_envs"]),
         "minibatch_size": int(entry["batch_size"]),
         "num_epochs": int(entry["n_epochs"]),
-        "lr": float(entry["learning_rate"]), "lr_anneal": False,
+        "lr": float(lr.removeprefix("lin_")), "lr_anneal": lr.startswith("lin_"),  # RL Zoo's lin_X: linear to 0
         "gamma": float(entry["gamma"]),
         "env_config": {"env_id": env_id, "gamma": float(entry["gamma"])},
         "lambda": float(entry["gae_lambda"]),

@@ -138,18 +138,15 @@ def cmd_train(args) -> int:
     overrides = parse_sets(args.set)
     if args.gpus:
         overrides["num_gpus_per_learner"] = args.gpus
-    if args.from_best:
-        from pgu_rllib.service.readers import best
+    if args.from_best or args.config:
+        from pgu_rllib.service.readers import chosen_entry
 
-        row = best(args.task, args.space, registry=args.registry)
-        if row is None:
-            raise ValueError(f"no best configuration for task {args.task!r}"
-                             f"{'' if args.space is None else f' and space {args.space!r}'} in the registry; "
-                             f"run `pgu search --task {args.task}` first")
-        print(f"[pgu train] from best: space {row['space']}, search {row['search_name']}, "
-              f"{_test_line(row)}", file=sys.stderr)
-        args.preset = row["preset"]
-        overrides = {**row["params"], **overrides}
+        entry = chosen_entry(args.task, args.space, registry=args.registry, config_file=args.config)
+        print(f"[pgu train] {entry['source']}: {_test_line(entry)}", file=sys.stderr)
+        args.preset = entry["preset"]
+        overrides = {**entry["params"], **overrides}
+        if args.env_steps is None:  # the budget it was tuned and tested at, unless told otherwise
+            args.env_steps = entry["budget"]
     task = _task(args)
     build_config(task, args.preset, overrides, args.seed)  # fail fast, before Ray starts
     summary = train(task, args.preset, overrides, env_steps=args.env_steps, seed=args.seed,
@@ -238,7 +235,14 @@ def cmd_evaluate(args) -> int:
     from pgu_rllib.tasks.training import json_safe
 
     with contextlib.redirect_stdout(sys.stderr):
-        summary = evaluate(_task(args), args.preset, parse_sets(args.set), env_steps=args.env_steps, seed=args.seed,
+        preset, overrides = args.preset, parse_sets(args.set)
+        if args.config:
+            from pgu_rllib.service.readers import chosen_entry
+
+            entry = chosen_entry(args.task, args.space, config_file=args.config)
+            preset, overrides = entry["preset"], {**entry["params"], **overrides}
+            args.env_steps = args.env_steps or entry["budget"]
+        summary = evaluate(_task(args), preset, overrides, env_steps=args.env_steps, seed=args.seed,
                            test_seeds=args.test_seeds, name=args.name, registry=args.registry,
                            storage_path=args.storage_path, max_concurrent=args.max_concurrent,
                            gpus_per_trial=args.gpus_per_trial, resume=args.resume)
@@ -263,7 +267,15 @@ def cmd_rollout(args) -> int:
     policy = StoredPolicy.load(path)
     make_env = None
     if args.video:
+        os.environ.setdefault("SDL_VIDEODRIVER", "dummy")  # render off-screen, no sound device
+        os.environ.setdefault("SDL_AUDIODRIVER", "dummy")
         import gymnasium as gym
+
+        try:
+            import moviepy  # noqa: F401 (RecordVideo writes with it)
+        except ImportError:
+            raise InvalidArgument("video", args.video, "a folder, with the video extra installed "
+                                                       "(pip install 'pgu-rllib[video]')") from None
 
         def make_env():
             env = gym.make(policy.env_id, render_mode="rgb_array", **policy.env_kwargs)
@@ -404,8 +416,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=_train_seed, default=0, help="the run's seed, an integer in [0, 2^31) (default 0)")
     p.add_argument("--json", action="store_true", help="end stdout with one JSON summary line")
     p.add_argument("--save-policy", metavar="PATH", help="store the final policy (.npz) for `pgu rollout`")
-    p.add_argument("--from-best", action="store_true", help="start from the registry's best configuration")
-    p.add_argument("--space", help="with --from-best: the search space whose best to use (default: best of all)")
+    p.add_argument("--from-best", action="store_true",
+                   help="train the registry's best configuration (at its tuned budget unless --env-steps)")
+    p.add_argument("--config", metavar="FILE", help="train a configuration exported by `pgu export` (a YAML file)")
+    p.add_argument("--space", help="with --from-best or --config: which search space's entry (needed when there are "
+                                   "several)")
     p.add_argument("--registry", default=DEFAULT_REGISTRY, help="SQLAlchemy URL of the registry")
     p.set_defaults(fn=cmd_train)
 
@@ -455,6 +470,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--env-steps", type=_positive_int, help="budget of each run (default: the task's)")
     p.add_argument("--seed", type=int, default=0, help="picks the test seeds, as for pgu search --seed")
     p.add_argument("--test-seeds", type=_positive_int, default=5)
+    p.add_argument("--config", metavar="FILE", help="evaluate a configuration exported by `pgu export` (YAML)")
+    p.add_argument("--space", help="with --config: which search space's entry")
     p.add_argument("--name", help="name of this evaluation in the registry (default TASK-PRESET-sSEED)")
     p.add_argument("--registry", default=DEFAULT_REGISTRY, help="SQLAlchemy URL (default %(default)s)")
     p.add_argument("--storage-path", default="pgu_results/tune", help="Tune results")
@@ -487,7 +504,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("export", help="write a task's best configurations as YAML")
     p.add_argument("--task", required=True, help=task_help)
-    p.add_argument("--format", default="yaml", choices=["yaml"], help="the export's format")
+    p.add_argument("--format", default="yaml", choices=["yaml", "rlzoo"],
+                   help="yaml: every best row with its scores and protocol; rlzoo: RL Zoo's ppo.yml entry (the "
+                        "winners PPO can express)")
     p.add_argument("--registry", default=DEFAULT_REGISTRY)
     p.add_argument("--out", help="file to write (default: stdout)")
     p.set_defaults(fn=cmd_export)

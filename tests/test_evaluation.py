@@ -200,6 +200,11 @@ def test_pgu_evaluate_stores_policies_that_a_plain_loop_and_pgu_rollout_replay(t
     assert rollout.returncode == 0, rollout.stderr[-2000:]
     assert json.loads(rollout.stdout)["mean"] == pytest.approx(rows[0]["score"], abs=1e-9)
     assert "ray" not in rollout.stderr.lower()  # the replay starts no Ray
+    video = subprocess.run([sys.executable, "-m", "pgu_rllib.cli", "rollout", "--policy", rows[0]["policy_path"],
+                            "--episodes", "2", "--video", str(tmp_path / "video")], cwd=tmp_path, capture_output=True,
+                           text=True, timeout=120)
+    assert video.returncode == 0, video.stderr[-2000:]
+    assert len(list((tmp_path / "video").glob("*.mp4"))) == 2  # one recording per episode
 
 
 def test_pgu_rollout_imports_no_ray():

@@ -34,13 +34,7 @@ from ray.rllib.utils.metrics import (
 from ray.rllib.utils.torch_utils import clip_gradients
 
 from pgu_rllib.rllib.compat import patches_enabled
-
-
-def lr_or_schedule(config):
-    """``config.lr``, or with ``lr_anneal`` (``PGUConfig``) the schedule linear to 0 at the run's budget."""
-    if getattr(config, "lr_anneal", False):
-        return [[0, float(config.lr)], [int(config.pgu_budget), 0.0]]
-    return config.lr
+from pgu_rllib.rllib.schedules import lr_or_schedule
 
 
 def fused_adam_step(optimizer: torch.optim.Optimizer) -> None:

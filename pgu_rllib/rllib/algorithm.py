@@ -168,6 +168,20 @@ class PGUConfig(PPOConfig):
         return PGUTorchLearner
 
 
+def discard_logdir(algo) -> None:
+    """Remove the empty ``~/ray_results/<timestamp>`` folder Ray 2.60's ``Trainable`` makes for an algorithm built
+    outside Tune (inside another trainable, or by ``pgu train``): its results go to the outer trial or nowhere,
+    and a search would otherwise leave one folder per run there."""
+    import pathlib
+    import shutil
+
+    from ray.train.constants import DEFAULT_STORAGE_PATH
+
+    logdir = pathlib.Path(algo.logdir)
+    if logdir.parent == pathlib.Path(DEFAULT_STORAGE_PATH) and not any(logdir.iterdir()):
+        shutil.rmtree(logdir, ignore_errors=True)
+
+
 def _check_schedule(schedule, error) -> None:
     ok = isinstance(schedule, list) and all(
         isinstance(e, (list, tuple)) and len(e) == 2 and isinstance(e[0], int) and e[0] >= 0

@@ -37,7 +37,8 @@ from ray.rllib.utils.annotations import override
 from ray.rllib.utils.metrics import NUM_ENV_STEPS_SAMPLED_LIFETIME
 from ray.rllib.utils.torch_utils import explained_variance
 
-from pgu_rllib.rllib._fast_update import FastUpdateMixin, LeanEpochsMixin, lr_or_schedule
+from pgu_rllib.rllib._fast_update import FastUpdateMixin, LeanEpochsMixin
+from pgu_rllib.rllib.schedules import lr_or_schedule
 from pgu_rllib.rllib import keys
 from pgu_rllib.rllib.connectors import PGUAdvantageEstimation
 from pgu_rllib.rllib.reference import ReferenceMixin

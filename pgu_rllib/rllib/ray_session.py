@@ -20,6 +20,7 @@ QUIET_LOGGERS = {
     "ray._common.deprecation": logging.ERROR,  # `RLModule(config=[RLModuleConfig object])` is deprecated
     "ray.rllib.algorithms.algorithm_config": logging.ERROR,  # "You are running PGU on the new API stack!"
     "ray.tune.logger.tensorboardx": logging.WARNING,  # "Removed the following hyperparameter values ..."
+    "optuna": logging.WARNING,  # "[I ...] A new study created in RDB with name: ..." (the plan line says it)
 }
 
 
@@ -40,6 +41,9 @@ def ensure_ray(num_cpus: int | None = None, num_gpus: int | None = None) -> bool
     from pgu_rllib.rllib.compat import loopback_node_ip
 
     os.environ.setdefault("RAY_DEDUP_LOGS", "1")
+    # Tune's classic output engine, which verbose=0 silences (the new one still prints a configuration box
+    # and TensorBoard hints per fit); the service prints its own progress lines
+    os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
     if os.environ.get("RAY_ADDRESS"):
         with loopback_node_ip():  # a cluster on loopback (cluster/local.sh) is reached at 127.0.0.1
             ray.init(log_to_driver=True)

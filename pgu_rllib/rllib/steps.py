@@ -30,7 +30,7 @@ import torch
 from ray.rllib.core.columns import Columns
 
 from pgu_rllib.core.steps import OptimisticAdam, OptimisticSGD, line_search, natural_step, optimistic
-from pgu_rllib.rllib._fast_update import lr_or_schedule
+from pgu_rllib.rllib.schedules import lr_or_schedule
 from pgu_rllib.rllib import keys
 
 SECOND_ORDER = ("natural", "trust_region")

@@ -36,10 +36,12 @@ class MultiSeedPGU(tune.Trainable):
         super().__init__(*args, **kwargs)
 
     def setup(self, config: dict) -> None:
-        from pgu_rllib.rllib.algorithm import PGU
+        from pgu_rllib.rllib.algorithm import PGU, discard_logdir
 
         base = {k: v for k, v in config.items() if k != SEEDS}
         self.algos = [PGU(config={**base, "seed": int(s)}) for s in config[SEEDS]]
+        for algo in self.algos:
+            discard_logdir(algo)
 
     def step(self) -> dict:
         from pgu_rllib.core.stats import iqm

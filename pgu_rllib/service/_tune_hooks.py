@@ -222,7 +222,18 @@ def _stable(obj) -> str:
 
 
 def short_dirname(trial) -> str:
-    return f"{trial.trainable_name}_{trial.trial_id}"
+    """``PGU_<trial id>_<key params>``: the trial's sampled values in its folder name (as Tune's default
+    does), shortened so the path stays usable: at most 6 keys, 3 significant digits, 100 characters."""
+    import re
+
+    params = getattr(trial, "evaluated_params", None) or {}
+    job = (trial.config or {}).get("job") if isinstance(trial.config, dict) else None
+    if isinstance(job, dict):  # a selection or test run: its candidate and seed
+        params = {"c": job.get("candidate"), "seed": job.get("seed")}
+    tag = ",".join(f"{str(k).split('/')[-1]}={v:.3g}" if isinstance(v, float) else f"{str(k).split('/')[-1]}={v}"
+                   for k, v in list(params.items())[:6] if k != "seed" or job)
+    tag = re.sub(r"[^A-Za-z0-9=.,_-]", "", tag)
+    return f"{trial.trainable_name}_{trial.trial_id}" + (f"_{tag}"[:100] if tag else "")
 
 
 def sampled_params(config: dict, keys: set[str]) -> dict:
@@ -242,14 +253,23 @@ def _fmt(v) -> str:
     return "-" if v is None else str(v)
 
 
-class _Recorder(tune.Callback):
-    """Base of the two recorders: keeps each trial's objective curve, pickles without state."""
+PROGRESS_S = 30.0  # a progress line at most this often while runs are going
 
-    def __init__(self, search_id: int, total: int, label: str):
+
+class _Recorder(tune.Callback):
+    """Base of the two recorders: keeps each trial's objective curve, pickles without state, and every
+    ``PROGRESS_S`` seconds prints one line of the phase's progress (runs going and done, env steps against
+    the plan, the best score so far, an estimate of the time left)."""
+
+    def __init__(self, search_id: int, total: int, label: str, planned_steps: int | None = None,
+                 phase: str = "tuning"):
         self.search_id, self.total, self.label = search_id, total, label
+        self.planned_steps, self.phase = planned_steps, phase
         self._curves: dict[str, list] = {}
         self._done, self._t0 = 0, time.time()
         self._registry = None
+        self._steps: dict[str, int] = {}  # trial id -> its latest env steps
+        self._t_line = time.time()
 
     def _reg(self):
         if self._registry is None:
@@ -267,6 +287,29 @@ class _Recorder(tune.Callback):
                 curve[-1] = point
             else:
                 curve.append(point)
+        self._steps[trial.trial_id] = int(result.get(STEPS, 0))
+        if time.time() - self._t_line >= PROGRESS_S:
+            self._t_line = time.time()
+            running = sum(1 for t in trials if t.status == "RUNNING")
+            self._line(self._progress(running))
+
+    def _best_so_far(self):
+        return None
+
+    def _spent(self) -> int:
+        m = meter(self.search_id) if self.phase == "tuning" else None
+        return m.spent if m is not None else sum(self._steps.values())
+
+    def _progress(self, running: int) -> str:
+        spent, elapsed = self._spent(), time.time() - self._t0
+        line = f"{self.phase}: {running} running, {self._done}/{self.total} done, {spent:,} env steps"
+        if self.planned_steps:
+            line += f" of ~{self.planned_steps:,}"
+            if spent > 0 and elapsed > 0:
+                left = max(0.0, elapsed * (self.planned_steps - spent) / spent)
+                line += f", about {left / 60:.0f} min left"
+        best = self._best_so_far()
+        return line + ("" if best is None else f", best {_fmt(best)}")
 
     def _line(self, text: str) -> None:
         print(f"{self.label} {text} | {time.time() - self._t0:6.0f}s", file=sys.stderr, flush=True)
@@ -276,13 +319,30 @@ class RecordTrials(_Recorder):
     """Writes one registry row per finished tuning trial and prints a progress line."""
 
     def __init__(self, search_id: int, keys: set[str], total: int, budget: int, label: str, schedules=None,
-                 space: dict | None = None):
-        super().__init__(search_id, total, label)
+                 space: dict | None = None, planned_steps: int | None = None):
+        super().__init__(search_id, total, label, planned_steps, "tuning")
         self.keys, self.budget, self.schedules, self.space = keys, budget, schedules, space or {}
         self._best, self._known = None, None
 
     def __getstate__(self):
         return {**super().__getstate__(), "_known": None}
+
+    def _best_so_far(self):
+        return self._best
+
+    def on_trial_result(self, iteration, trials, trial, result, **info):
+        super().on_trial_result(iteration, trials, trial, result, **info)
+        if self.schedules is not None:  # a population: say when a member's values change (PBT/PB2 explore)
+            now = {k: trial.config.get(k) for k in sorted(self.keys - {"seed", "pgu_schedule"})
+                   if k in trial.config}
+            seen = self.__dict__.setdefault("_values", {})
+            before = seen.get(trial.trial_id)
+            if before is not None and before != now:
+                changes = ", ".join(f"{k} {_fmt(before.get(k))} -> {_fmt(v)}" for k, v in now.items()
+                                    if before.get(k) != v)
+                self._line(f"population: trial {trial.trial_id} now trains with {changes} "
+                           f"(at {int(result.get(STEPS, 0)):,} env steps)")
+            seen[trial.trial_id] = now
 
     def _record(self, trial, status: str) -> None:
         if self._known is None:  # rows written before a restore are final (errors may be re-run)
@@ -328,9 +388,8 @@ class RecordTrials(_Recorder):
 class RecordEvaluations(_Recorder):
     """Writes each finished selection or test run to the registry at once (so a kill loses none)."""
 
-    def __init__(self, search_id: int, phase: str, total: int, label: str):
-        super().__init__(search_id, total, label)
-        self.phase = phase
+    def __init__(self, search_id: int, phase: str, total: int, label: str, planned_steps: int | None = None):
+        super().__init__(search_id, total, label, planned_steps, phase)
 
     def on_trial_complete(self, iteration, trials, trial, **info):
         last = trial.last_result or {}
@@ -359,10 +418,11 @@ class EvaluationRun(tune.Trainable):
         super().__init__(*args, **kwargs)
 
     def setup(self, config: dict) -> None:
-        from pgu_rllib.rllib.algorithm import PGU
+        from pgu_rllib.rllib.algorithm import PGU, discard_logdir
 
         self.job = config["job"]
         self.algo = PGU(config=self.job["config"])
+        discard_logdir(self.algo)
 
     def reset_config(self, new_config: dict) -> bool:
         """Tune's actor reuse: the next run of the phase in this process, with a new algorithm (the

@@ -100,7 +100,9 @@ def run_tuning(run: SearchRun, resume: bool) -> None:
     from pgu_rllib.rllib.algorithm import PGU
     from pgu_rllib.service._tune_hooks import TuningMeter
 
-    os.environ.setdefault("TUNE_GLOBAL_CHECKPOINT_S", "0")  # save Tune's state every loop: resume loses least
+    # Tune's experiment state every 10 s: a kill loses at most that much of it (the registry, not Tune's
+    # state, says which trials finished); saving it on every loop cost the driver a quarter of a core
+    os.environ.setdefault("TUNE_GLOBAL_CHECKPOINT_S", "10")
     meter = TuningMeter(run.registry, run.name, run.search_id, run.tuning_env_steps, run.seeds_per_trial)
 
     def more() -> bool:
@@ -168,6 +170,7 @@ def new_tuner(run: SearchRun, n: int):
             name=run.exp_dir.name if finished == 0 else f"{run.exp_dir.name}-more{finished}",
             storage_path=str(run.exp_dir.parent), stop=BudgetOrFinished(run.budget, run.search_id), verbose=0,
             callbacks=[RecordTrials(run.search_id, keys_, run.trials, run.budget, run.label, space=run.space.params,
+                                    planned_steps=run.tuning_env_steps or run.trials * run.seeds_per_trial * run.budget,
                                     schedules=make_schedule_reader(run) if run.scheduler else None)],
             # a trial whose worker dies (an infrastructure fault) is re-run from its start, twice at most;
             # only a trial that fails three times is recorded as the configuration's error
@@ -219,7 +222,7 @@ def run_phase(run: SearchRun, phase: Phase, jobs: list[tuple[int, dict, int]]) -
                     "config": {**run.base_config, **params, "seed": s}, "config_hash": hashes[(i, s)],
                     "policy_path": str(policies / f"c{i}-s{s}-{hashes[(i, s)]}.npz")} for i, params, s in todo]
         trainable = tune.with_resources(EvaluationRun, {"cpu": 1, "gpu": run.gpus_per_trial})
-        recorder = RecordEvaluations(run.search_id, phase.value, len(todo), run.label)
+        recorder = RecordEvaluations(run.search_id, phase.value, len(todo), run.label, planned_steps=len(todo) * run.budget)
         tuner = tune.Tuner(
             trainable, param_space={"job": tune.grid_search(configs)},
             tune_config=tune.TuneConfig(max_concurrent_trials=min(run.max_concurrent, len(todo)),

@@ -163,6 +163,16 @@ class BestRow(Base):
         return out
 
 
+def _columns(row, skip=()) -> dict:
+    """A row as a dict of its columns (enums as their values): a new column shows up in every reader."""
+    out = {}
+    for column in row.__table__.columns:
+        if column.name not in skip:
+            value = getattr(row, column.name)
+            out[column.name] = value.value if isinstance(value, enum.Enum) else value
+    return out
+
+
 def check_url(url: str) -> sa.engine.URL:
     """Parse ``url`` or raise a one-line ``ValueError``."""
     try:
@@ -414,10 +424,7 @@ class Registry:
         with self.Session() as s:
             rows = s.scalars(sa.select(TrialRow).where(TrialRow.search_id == search_id)
                              .order_by(TrialRow.id)).all()
-            return [{"tune_trial_id": r.tune_trial_id, "params": r.params, "score": r.score,
-                     "env_steps": r.env_steps, "iterations": r.iterations, "status": r.status.value,
-                     "node_id": r.node_id, "curve": r.curve, "config_hash": r.config_hash,
-                     "metrics": r.metrics or {}} for r in rows]
+            return [{**_columns(r, skip=("id", "search_id", "finished_at")), "metrics": r.metrics or {}} for r in rows]
 
     # -- selection and test evaluations, the best row ------------------------------------------
     def record_evaluation(self, search_id: int, phase: Phase, row: dict) -> None:
@@ -427,20 +434,15 @@ class Registry:
             s.execute(sa.delete(EvaluationRow).where(
                 EvaluationRow.search_id == search_id, EvaluationRow.phase == phase,
                 EvaluationRow.candidate == row["candidate"], EvaluationRow.seed == row["seed"]))
-            s.add(EvaluationRow(search_id=search_id, phase=phase, candidate=row["candidate"], params=row["params"],
-                                seed=row["seed"], score=row["score"], node_id=row.get("node_id"),
-                                curve=row.get("curve", []), wall_s=row.get("wall_s"),
-                                config_hash=row.get("config_hash"), policy_path=row.get("policy_path"),
-                                eval_env_steps=row.get("eval_env_steps")))
+            known = {c.name for c in EvaluationRow.__table__.columns} - {"id", "search_id", "phase", "finished_at"}
+            s.add(EvaluationRow(search_id=search_id, phase=phase, **{k: v for k, v in row.items() if k in known}))
 
     def evaluations(self, search_id: int, phase: Phase | None = None) -> list[dict]:
         with self.Session() as s:
             q = sa.select(EvaluationRow).where(EvaluationRow.search_id == search_id)
             if phase is not None:
                 q = q.where(EvaluationRow.phase == Phase(phase))
-            return [{"phase": r.phase.value, "candidate": r.candidate, "params": r.params, "seed": r.seed,
-                     "score": r.score, "node_id": r.node_id, "curve": r.curve, "wall_s": r.wall_s,
-                     "config_hash": r.config_hash, "policy_path": r.policy_path, "eval_env_steps": r.eval_env_steps}
+            return [_columns(r, skip=("id", "search_id", "finished_at"))
                     for r in s.scalars(q.order_by(EvaluationRow.id)).all()]
 
     def put_best(self, **fields) -> None:

@@ -106,7 +106,10 @@ def train(task: str, preset: str = "ppo", overrides: dict | None = None, env_ste
         from pgu_rllib.rllib.resources import check_fits
 
         check_fits(config.to_dict(), ray.cluster_resources())
+    from pgu_rllib.rllib.algorithm import discard_logdir
+
     algo = config.build_algo()
+    discard_logdir(algo)
     startup_s = time.perf_counter() - t0
     steps, iter_time, result = 0, 0.0, {}
     try:
