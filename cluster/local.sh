@@ -19,11 +19,15 @@ set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 DIR=${PGU_CLUSTER_DIR:-/tmp/pgu-cluster}
-PORT=${PGU_CLUSTER_PORT:-6379}
-DASHBOARD_PORT=${PGU_DASHBOARD_PORT:-8265}
-CLIENT_PORT=${PGU_CLIENT_PORT:-10001}
 WORKERS=${PGU_WORKERS:-1}
-AGENT_PORT=${PGU_AGENT_PORT:-52400}         # per node, +1 each; 52365 (Ray's default) may be a local Ray's
+# Ports: PGU_CLUSTER_PORT, PGU_DASHBOARD_PORT, PGU_CLIENT_PORT, PGU_AGENT_PORT (+1 per node) when given;
+# otherwise `up` takes Ray's usual ones if free, else free ones, and records them in $DIR/ports for
+# `env`, `status` and `down`.
+[ -f "$DIR/ports" ] && . "$DIR/ports"
+PORT=${PGU_CLUSTER_PORT:-${PORT:-}}
+DASHBOARD_PORT=${PGU_DASHBOARD_PORT:-${DASHBOARD_PORT:-}}
+CLIENT_PORT=${PGU_CLIENT_PORT:-${CLIENT_PORT:-}}
+AGENT_PORT=${PGU_AGENT_PORT:-${AGENT_PORT:-}}
 HEAD_CPUS=${PGU_HEAD_CPUS:-1}
 WORKER_CPUS=${PGU_WORKER_CPUS:-1}
 VENV=${PGU_VENV:-$ROOT/.venv}
@@ -64,7 +68,8 @@ start_node() {
     || { echo "ray start ($name) failed; see $DIR/$name.log" >&2; tail -5 "$DIR/$name.log" >&2; exit 1; }
 }
 
-ports_in_use() {   # the cluster's fixed ports that something still listens on
+ports_in_use() {   # the cluster's ports that something still listens on
+  [ -n "$PORT" ] || return 0
   local listening; listening=$(ss -Htln | awk '{print $4}')
   for p in "$PORT" "$DASHBOARD_PORT" "$CLIENT_PORT" $(seq "$AGENT_PORT" $((AGENT_PORT + WORKERS))); do
     grep -qE "[:.]$p\$" <<<"$listening" && echo "$p"
@@ -72,16 +77,38 @@ ports_in_use() {   # the cluster's fixed ports that something still listens on
   return 0
 }
 
+free_port() {   # $1 if nothing listens on it, else a free port the kernel picks
+  if ! ss -Htln | awk '{print $4}' | grep -qE "[:.]$1\$"; then echo "$1"; return; fi
+  "$VENV/bin/python" -c "import socket; s = socket.socket(); s.bind(('127.0.0.1', 0)); print(s.getsockname()[1])"
+}
+
+stale_sids() {   # session files whose sessions are gone (a failed or killed start): removed
+  for f in "$DIR"/*.sid; do
+    [ -e "$f" ] || continue
+    pgrep -s "$(cat "$f")" >/dev/null 2>&1 || rm -f "$f"
+  done
+}
+
 up() {
   mkdir -p "$DIR/results" "$DIR/ray"
+  stale_sids
+  if [ -z "$(ls "$DIR"/*.sid 2>/dev/null)" ]; then   # no live cluster: choose this one's ports
+    PORT=${PGU_CLUSTER_PORT:-$(free_port 6379)}
+    DASHBOARD_PORT=${PGU_DASHBOARD_PORT:-$(free_port 8265)}
+    CLIENT_PORT=${PGU_CLIENT_PORT:-$(free_port 10001)}
+    AGENT_PORT=${PGU_AGENT_PORT:-52400}   # per node, +1 each; 52365 (Ray's default) may be a local Ray's
+    printf 'PORT=%s\nDASHBOARD_PORT=%s\nCLIENT_PORT=%s\nAGENT_PORT=%s\n' "$PORT" "$DASHBOARD_PORT" \
+      "$CLIENT_PORT" "$AGENT_PORT" > "$DIR/ports"
+  fi
   # Each node gets its own temp dir: sharing one, a worker's runtime-env agent deletes the job's
   # working_dir copy (the driver's cwd) on the head when the worker's trials end.
   if [ ! -s "$DIR/auth_token" ]; then   # a fresh random token, readable by this user only
     (umask 077; "$VENV/bin/python" -c "import secrets; print(secrets.token_hex(32))" > "$DIR/auth_token")
   fi
   if [ -n "$(ls "$DIR"/*.sid 2>/dev/null)" ]; then
-    echo "a cluster of $DIR is up (or was not taken down): run cluster/local.sh down first" >&2; exit 1
+    echo "a cluster of $DIR is up: run cluster/local.sh down first" >&2; exit 1
   fi
+  trap 'echo "start failed: taking down what started" >&2; down >/dev/null 2>&1 || true' ERR EXIT
   start_node head --head --port="$PORT" --dashboard-host=127.0.0.1 \
       --dashboard-port="$DASHBOARD_PORT" --ray-client-server-port="$CLIENT_PORT" --num-cpus="$HEAD_CPUS" \
       --dashboard-agent-listen-port="$AGENT_PORT" --temp-dir="$DIR/ray" --resources='{"pgu_head": 1}'
@@ -103,6 +130,7 @@ up() {
     sleep 1
   done
   [ "$ready" = 1 ] || { echo "the Jobs API did not accept a job within 90 s; see $DIR/ray/session_latest/logs" >&2; exit 1; }
+  trap - ERR EXIT
   echo "local Ray cluster up: $(nodes_alive) nodes, dashboard and Jobs API http://127.0.0.1:$DASHBOARD_PORT"
   echo "shared results folder: $DIR/results; token: $DIR/auth_token"
   echo "export this environment (or: eval \"\$(cluster/local.sh env)\"):"
@@ -128,6 +156,7 @@ down() {
   done
   rm -f "$DIR"/*.sid
   busy=$(ports_in_use | tr '\n' ' ')
+  rm -f "$DIR/ports"
   [ -z "$busy" ] || { echo "local Ray cluster down, but port(s) $busy are still in use by another process" >&2; exit 1; }
   echo "local Ray cluster down"
 }

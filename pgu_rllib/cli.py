@@ -204,7 +204,8 @@ def cmd_search(args) -> int:
                          gpus_per_trial=args.gpus_per_trial, top_k=args.top_k,
                          selection_seeds=args.selection_seeds, test_seeds=args.test_seeds,
                          seeds_per_trial=args.seeds_per_trial, pruner=args.pruner, sampler=args.sampler,
-                         scheduler=args.scheduler, objective=args.objective, tuning_env_steps=args.tuning_env_steps)
+                         scheduler=args.scheduler, objective=args.objective, tuning_env_steps=args.tuning_env_steps,
+                         tracking=args.tracking, tracking_uri=args.tracking_uri)
     if summary["status"] != "complete":  # interrupted (Ctrl-C, SIGTERM): resumable, exit like SIGINT does
         print(f"pgu: search {summary['name']} interrupted during {summary['phase']}; continue it with the same "
               f"command and --resume", file=sys.stderr)
@@ -459,6 +460,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--tuning-env-steps", type=_positive_int,
                    help="start trials until this many training env steps are spent (ASHA-stopped trials "
                         "counted; at most --trials trials): equal tuning compute across spaces")
+    p.add_argument("--tracking", choices=["mlflow", "wandb"],
+                   help="also log every tuning trial to MLflow or Weights & Biases (extras: pgu-rllib[mlflow], [wandb])")
+    p.add_argument("--tracking-uri", help="with --tracking mlflow: the tracking URI (default: "
+                                          "sqlite:///pgu_results/mlflow.db)")
     p.add_argument("--json", action="store_true", help="end stdout with one JSON summary line")
     p.set_defaults(fn=cmd_search)
 
@@ -592,8 +597,11 @@ def main(argv: list[str] | None = None) -> int:
     quiet_logs()
     parser = build_parser()
     args = parser.parse_args(argv)
-    if args.command in ("search", "evaluate", "export", "report", "registry"):
-        os.umask(0o077)  # what the service writes (Tune state, logs, registry) is readable by its user only
+    if args.command in ("search", "evaluate", "registry"):
+        # the registry, Tune's state and the logs: the user and the group (a team shares results), nobody else;
+        # secrets (the cluster's token, a password in a URL) never reach them. Reports and exports are made to be
+        # shared and keep the user's umask.
+        os.umask(os.umask(0o027) | 0o027)
     if args.command in ("search", "evaluate", "train"):
         import signal
 

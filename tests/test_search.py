@@ -43,7 +43,8 @@ def check_study_tells_the_truth(db: pathlib.Path, name: str) -> None:
 def searched(tmp_path_factory):
     """One real search (6 trials, 2 concurrent) shared by the readers below."""
     cwd = tmp_path_factory.mktemp("search")
-    out = pgu("search", *SEARCH, "--trials", "6", "--seed", "1", "--json", cwd=cwd)
+    out = pgu("search", *SEARCH, "--trials", "6", "--seed", "1", "--json", "--tracking", "mlflow",
+              "--tracking-uri", f"sqlite:///{cwd}/mlflow.db", cwd=cwd)
     assert out.returncode == 0, out.stderr[-3000:]
     return cwd, out
 
@@ -90,6 +91,23 @@ def test_bandit_search_fills_optuna_and_the_registry(searched):
     assert set(search_row.timings) == {"tuning", "selection", "test"} and search_row.timings["test"]["env_steps"] >= 2048
     # a TensorBoard event file per trial
     assert len(list((tmp_path / "pgu_results" / "tune").rglob("events.out.tfevents.*"))) >= 6
+
+
+def test_every_tuning_trial_is_an_mlflow_run_with_its_params_and_metrics(searched):
+    import mlflow
+
+    tmp_path, _ = searched
+    client = mlflow.MlflowClient(f"sqlite:///{tmp_path}/mlflow.db")
+    experiment = client.get_experiment_by_name("bandit-paper-s1")
+    runs = client.search_runs([experiment.experiment_id])
+    reg = Registry(f"sqlite:///{tmp_path}/pgu_results/registry.db")
+    trials = {t["tune_trial_id"]: t for t in reg.trials(reg.get_search("bandit-paper-s1").id)}
+    assert sorted(r.info.run_name for r in runs) == sorted(trials)
+    for run in runs:
+        trial = trials[run.info.run_name]
+        assert {k: str(v) for k, v in trial["params"].items()} == run.data.params  # the sampled keys, no more
+        assert run.data.metrics["objective"] == pytest.approx(trial["score"])  # the last value logged
+        assert run.info.status == "FINISHED"
 
 
 def test_best_export_and_train_from_best(searched):

@@ -449,3 +449,47 @@ class EvaluationRun(tune.Trainable):
 
     def cleanup(self) -> None:
         self.algo.stop()
+
+
+TRACKERS = ("mlflow", "wandb")
+
+
+def tracking_callback(kind: str, name: str, space: dict, keys_: set, uri: str | None = None):
+    """Tune's MLflow or W&B logger for a search's tuning trials (``--tracking``): each trial is a run named by
+    its trial id, with the keys the trial sampled as parameters and the objective, the training and
+    evaluation returns and the env steps as metrics per iteration. Optional extras: ``pgu-rllib[mlflow]``,
+    ``pgu-rllib[wandb]``."""
+    from pgu_rllib.service.spaces import active_keys
+
+    def params(trial):
+        return {k: v for k, v in sampled_params(trial.config, keys_ | active_keys(space, trial.config)).items()
+                if not isinstance(v, (dict, list))}
+
+    def metrics(result):
+        pgu = result.get(keys.PGU, {})
+        out = {k: pgu.get(k) for k in (keys.OBJECTIVE, keys.EPISODE_RETURN_MEAN, keys.EVAL_RETURN_MEAN)}
+        out[STEPS] = result.get(STEPS)
+        return {k: float(v) for k, v in out.items() if isinstance(v, (int, float)) and math.isfinite(v)}
+
+    if kind == "mlflow":
+        from ray.air.integrations.mlflow import MLflowLoggerCallback
+
+        class Tracker(MLflowLoggerCallback):
+            def log_trial_start(self, trial):
+                if trial not in self._trial_runs:
+                    run = self.mlflow_util.start_run(tags={**(self.tags or {}), "trial_name": str(trial)},
+                                                     run_name=trial.trial_id)
+                    self._trial_runs[trial] = run.info.run_id
+                self.mlflow_util.log_params(run_id=self._trial_runs[trial], params_to_log=params(trial))
+
+            def log_trial_result(self, iteration, trial, result):
+                self.mlflow_util.log_metrics(run_id=self._trial_runs[trial], metrics_to_log=metrics(result),
+                                             step=int(result.get(STEPS, iteration)))
+
+            def log_trial_end(self, trial, failed=False):
+                self.mlflow_util.end_run(status="FAILED" if failed else "FINISHED", run_id=self._trial_runs[trial])
+
+        return Tracker(tracking_uri=uri, experiment_name=name)
+    from ray.air.integrations.wandb import WandbLoggerCallback
+
+    return WandbLoggerCallback(project=name, excludes=["config"])

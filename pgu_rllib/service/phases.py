@@ -144,6 +144,7 @@ def new_tuner(run: SearchRun, n: int):
 
     from pgu_rllib.rllib.algorithm import PGU
     from pgu_rllib.service._tune_hooks import (OBJECTIVE, BudgetOrFinished, RecordTrials, ResumableOptunaSearch,
+                                               tracking_callback,
                                                TrialSpace, short_dirname)
 
     searcher = ResumableOptunaSearch(space=TrialSpace(run.space, run.seeds.tuning_base, run.seeds_per_trial),
@@ -171,7 +172,9 @@ def new_tuner(run: SearchRun, n: int):
             storage_path=str(run.exp_dir.parent), stop=BudgetOrFinished(run.budget, run.search_id), verbose=0,
             callbacks=[RecordTrials(run.search_id, keys_, run.trials, run.budget, run.label, space=run.space.params,
                                     planned_steps=run.tuning_env_steps or run.trials * run.seeds_per_trial * run.budget,
-                                    schedules=make_schedule_reader(run) if run.scheduler else None)],
+                                    schedules=make_schedule_reader(run) if run.scheduler else None),
+                       *([tracking_callback(run.tracking, run.name, run.space.params, keys_, run.tracking_uri)]
+                         if run.tracking else [])],
             # a trial whose worker dies (an infrastructure fault) is re-run from its start, twice at most;
             # only a trial that fails three times is recorded as the configuration's error
             failure_config=tune.FailureConfig(max_failures=FAILURE_RETRIES),

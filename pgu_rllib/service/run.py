@@ -56,6 +56,8 @@ class SearchRun:
     n_test: int = 0
     search_id: int | None = None
 
+    tracking: str | None = None  # "mlflow" | "wandb": Tune's logger callback for the tuning trials
+    tracking_uri: str | None = None
     objective: str = "train"  # the tuning objective of an episodic task: "train" or "eval"
     tuning_env_steps: int | None = None  # start trials until this many training env steps are spent
 

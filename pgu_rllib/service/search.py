@@ -35,6 +35,7 @@ import time
 from pgu_rllib.core.errors import InvalidArgument, SearchFailed, SearchInterrupted
 from pgu_rllib.core.stats import summarize
 from pgu_rllib.service._schedulers import MIN_WILCOXON_SEEDS
+from pgu_rllib.service._tune_hooks import TRACKERS
 from pgu_rllib.service.methods import PRUNERS, SAMPLERS, SCHEDULERS
 from pgu_rllib.service.phases import (cluster_cpus, interrupted, run_phase, run_tuning, selection_table, start_search,
                                       top_candidates)
@@ -60,7 +61,8 @@ def search(task: str, space: str = "paper", trials: int = 12, *, max_concurrent:
            storage_path: str = DEFAULT_STORAGE, name: str | None = None, resume: bool = False,
            gpus_per_trial: float = 0.0, top_k: int = 3, selection_seeds: int = 3, test_seeds: int = 5,
            seeds_per_trial: int = 1, pruner: str = "asha", sampler: str = "tpe", scheduler: str | None = None,
-           objective: str = "train", tuning_env_steps: int | None = None, progress=log_line) -> dict:
+           objective: str = "train", tuning_env_steps: int | None = None, tracking: str | None = None,
+           tracking_uri: str | None = None, progress=log_line) -> dict:
     """Search ``space`` on ``task``: tune, select on selection seeds, test the winner on test seeds;
     store the winner in the registry and return a summary (``status`` is ``complete`` or
     ``interrupted``).
@@ -101,8 +103,17 @@ def search(task: str, space: str = "paper", trials: int = 12, *, max_concurrent:
         seeds_per_trial=check_int("seeds_per_trial", seeds_per_trial, 1, 20), pruner=check_choice("pruner", pruner, PRUNERS),
         sampler=check_choice("sampler", sampler, SAMPLERS), scheduler=check_choice("scheduler", scheduler, SCHEDULERS),
         n_selection=check_count("selection_seeds", selection_seeds), n_test=check_count("test_seeds", test_seeds),
-        objective=check_objective(t, objective),
+        objective=check_objective(t, objective), tracking_uri=tracking_uri,
+        tracking=None if tracking is None else check_choice("tracking", tracking, TRACKERS),
         tuning_env_steps=None if tuning_env_steps is None else check_int("tuning_env_steps", tuning_env_steps, 1, 10**12))
+    if run.tracking:
+        import importlib.util
+
+        if importlib.util.find_spec(run.tracking) is None:
+            raise InvalidArgument("tracking", run.tracking, f"a tracker whose extra is installed "
+                                                            f"(pip install 'pgu-rllib[{run.tracking}]')")
+        if run.tracking == "mlflow" and run.tracking_uri is None:  # MLflow 3 refuses its old file store
+            run.tracking_uri = f"sqlite:///{pathlib.Path('pgu_results/mlflow.db').resolve()}"
     if run.scheduler:
         check_population(run, sp)
         if run.tuning_env_steps is not None:
