@@ -43,10 +43,9 @@ from pgu_rllib.rllib import keys
 from pgu_rllib.rllib.connectors import PGUAdvantageEstimation
 from pgu_rllib.rllib.reference import ReferenceMixin
 from pgu_rllib.rllib.steps import StepMixin
-from pgu_rllib.core.forms import expected_q_continuous, expected_q_discrete, k3, surrogate
+from pgu_rllib.core.loss import LossInputs, LossTerms, pgu_loss
+from pgu_rllib.core.loss import masked_mean as core_masked_mean
 from pgu_rllib.core.scales import scale_params
-from pgu_rllib.core.qreading import q_all_actions, q_soft
-from pgu_rllib.core.signals import check_finite, delta_o, delta_r
 from pgu_rllib.core.update_rule import MDPO_ETA_MIN, UpdateRule
 
 
@@ -96,100 +95,44 @@ class PGUTorchLearner(ReferenceMixin, StepMixin, LeanEpochsMixin, FastUpdateMixi
             self._pgu_rules[module_id] = (rule, rule.scale_fn(), discrete)
         return self._pgu_rules[module_id]
 
-    def _pgu_terms(self, module_id, config, batch, fwd_out, *, first_pass: bool, fixed_f=None) -> dict:
-        """Every term of the loss for one module's minibatch. ``first_pass`` is the gradient pass (Δ_O
-        set to 0 with one step per batch); a trust-region line search re-evaluates with it False and
-        ``fixed_f`` the first pass's scale values, so that the surrogate it compares is the one whose
-        gradient made the step (the signals held at θ_old, as TRPO holds its advantages)."""
+    def _pgu_terms(self, module_id, config, batch, fwd_out, *, first_pass: bool, fixed_f=None) -> LossTerms:
+        """The loss of one module's minibatch: the tensors read off RLlib (distribution, values, columns),
+        then ``core.loss.pgu_loss``. ``first_pass`` is the gradient pass (Δ_O set to 0 with one step per
+        batch); a trust-region line search re-evaluates with it False and ``fixed_f`` the first pass's
+        scale values, so that the surrogate it compares is the one whose gradient made the step."""
         module = self.module[module_id].unwrapped()
         rule, scale_fn, discrete = self._rule_for(module_id, config, module)
-        mask = batch.get(Columns.LOSS_MASK)
-        if mask is not None:
-            num_valid = torch.sum(mask)
-
-            def masked_mean(x):  # sum over valid rows; torch.where avoids boolean indexing's copy
-                return torch.sum(torch.where(mask, x, 0.0)) / num_valid
-        else:
-            masked_mean = torch.mean
-
         logits = fwd_out[Columns.ACTION_DIST_INPUTS]
-        curr_dist = module.get_train_action_dist_cls().from_logits(logits)
+        dist_cls = module.get_train_action_dist_cls()
+        curr_dist = dist_cls.from_logits(logits)
         logp = curr_dist.logp(batch[Columns.ACTIONS])
 
+        kl = None
         if config.use_kl_loss:
-            prev_dist = module.get_exploration_action_dist_cls().from_logits(
-                batch[Columns.ACTION_DIST_INPUTS]
-            )
+            prev_dist = module.get_exploration_action_dist_cls().from_logits(batch[Columns.ACTION_DIST_INPUTS])
             kl = prev_dist.kl(curr_dist) if rule.kl_direction == "old_new" else curr_dist.kl(prev_dist)
-            mean_kl_loss = masked_mean(kl)
-        else:
-            mean_kl_loss = torch.tensor(0.0, device=logp.device)
         entropy_coeff = self.entropy_coeff_schedulers_per_module[module_id].get_current_value()
         # H(π) enters the loss only with a non-zero coefficient (and P's continuous E[q]); a minibatch
         # that is not logged (LeanEpochsMixin) skips it otherwise: −0·H changes no number.
         no_bonus = isinstance(entropy_coeff, (int, float)) and entropy_coeff == 0
         entropy = (None if no_bonus and not self.log_this_minibatch and not (rule.form == "P" and not discrete)
                    else curr_dist.entropy())
-
-        needs_value = rule.delta_r == "v" or (rule.parameterisation == "soft" and
-                                               (rule.form == "Q" or rule.delta_r == "q"))
-        values = None
-        if config.use_critic or needs_value:
-            values = module.compute_values(batch, embeddings=fwd_out.get(Columns.EMBEDDINGS))
-
-        # q_θ(s, a) (spec §2) and the P-form term E_{u∼π}[sg q(s,u)] (spec §3).
-        q_sa = expected_q = None
-        if discrete and (rule.parameterisation == "logit" or rule.form == "P"):
-            value_or_zero = values if values is not None else torch.zeros_like(logp)
-            q_all = q_all_actions(rule.parameterisation, logits, value_or_zero, rule.tau)
-            q_sa = q_all.gather(-1, batch[Columns.ACTIONS].long().unsqueeze(-1)).squeeze(-1)
-            expected_q = expected_q_discrete(logits, q_all)
-        if rule.parameterisation == "soft" and (rule.form == "Q" or rule.delta_r == "q"):
-            q_sa = q_soft(logp, values, rule.tau)
-        if rule.form == "P" and not discrete:
-            expected_q = expected_q_continuous(entropy, rule.tau)
-
-        # The two signals (spec §1) and the scale (spec §4).
-        # One gradient step per batch (num_epochs 1, no minibatches): Δ_O ≡ 0 by construction.
+        needs_value = rule.delta_r == "v" or (rule.parameterisation == "soft" and (rule.form == "Q" or rule.delta_r == "q"))
+        values = (module.compute_values(batch, embeddings=fwd_out.get(Columns.EMBEDDINGS))
+                  if config.use_critic or needs_value else None)
+        ref_logp = None
+        if rule.ref_kl_coeff > 0:
+            ref_logp = dist_cls.from_logits(self.reference_logits(module_id, batch)).logp(batch[Columns.ACTIONS])
+        inputs = LossInputs(logp=logp, behaviour_logp=batch[Columns.ACTION_LOGP], mask=batch.get(Columns.LOSS_MASK),
+                            logits=logits, actions=batch[Columns.ACTIONS], discrete=discrete, values=values,
+                            value_targets=batch.get(Columns.VALUE_TARGETS), advantages=batch.get(Columns.ADVANTAGES),
+                            returns=batch.get(keys.RETURNS), group=batch.get(keys.GROUP), entropy=entropy, kl=kl,
+                            ref_logp=ref_logp)
         one_step = first_pass and config.num_epochs == 1 and not config.minibatch_size
-        x = delta_o(logp, batch[Columns.ACTION_LOGP], on_policy=one_step)
-        y = delta_r(
-            rule.delta_r,
-            advantages=batch.get(Columns.ADVANTAGES),
-            value_targets=batch.get(Columns.VALUE_TARGETS),
-            returns=batch.get(keys.RETURNS),
-            group=batch.get(keys.GROUP),
-            q_sa=q_sa,
-            v_s=values,
-            normalize=rule.normalize_delta_r,
-            mask=mask,
-        )
-        if first_pass and not bool(torch.isfinite(x).all() & torch.isfinite(y).all()):  # one host sync
-            check_finite("delta_o", x, module_id=module_id, step=self._pgu_step)
-            check_finite("delta_r", y, module_id=module_id, step=self._pgu_step)
-        f = scale_fn(x, y) if fixed_f is None else fixed_f
-        surr = surrogate(rule.form, f, logp=logp, q_sa=q_sa, expected_q=expected_q, tau=rule.tau)
-
-        if config.use_critic:
-            vf_loss = torch.pow(values - batch[Columns.VALUE_TARGETS], 2.0)
-            vf_loss_clipped = (vf_loss if config.vf_clip_param == float("inf")  # the clamp is the identity
-                               else torch.clamp(vf_loss, 0, config.vf_clip_param))
-        else:
-            values = vf_loss = vf_loss_clipped = torch.zeros_like(logp)
-
-        policy_loss = masked_mean(surr if entropy is None else surr - entropy_coeff * entropy)
-        if config.use_kl_loss:
-            policy_loss = policy_loss + self.curr_kl_coeffs_per_module[module_id] * mean_kl_loss
-        ref_kl = ref_dist = None
-        if rule.ref_kl_coeff > 0:  # GRPO's β·KL(π_θ‖π_ref), k3 on the sampled actions (reference.py)
-            ref_dist = module.get_train_action_dist_cls().from_logits(self.reference_logits(module_id, batch))
-            ref_kl = masked_mean(k3(logp, ref_dist.logp(batch[Columns.ACTIONS])))
-            policy_loss = policy_loss + rule.ref_kl_coeff * ref_kl
-        mean_vf_loss = masked_mean(vf_loss_clipped)
-        return {"total": policy_loss + config.vf_loss_coeff * mean_vf_loss, "policy": policy_loss,
-                "surr": surr, "x": x, "f": f, "entropy": entropy, "mean_kl_loss": mean_kl_loss, "values": values,
-                "mean_vf_loss": mean_vf_loss, "vf_loss": vf_loss, "logits": logits, "mask": mask,
-                "masked_mean": masked_mean, "ref_kl": ref_kl, "ref_dist": ref_dist, "curr_dist": curr_dist}
+        return pgu_loss(rule, inputs, one_step=one_step, entropy_coeff=entropy_coeff,
+                        kl_coeff=self.curr_kl_coeffs_per_module[module_id] if config.use_kl_loss else 0.0,
+                        vf_loss_coeff=config.vf_loss_coeff, vf_clip=config.vf_clip_param, use_critic=config.use_critic,
+                        fixed_f=fixed_f, scale_fn=scale_fn, module_id=module_id, step=self._pgu_step)
 
     @override(PPOTorchLearner)
     def compute_loss_for_module(
@@ -197,26 +140,31 @@ class PGUTorchLearner(ReferenceMixin, StepMixin, LeanEpochsMixin, FastUpdateMixi
     ):
         self._pgu_step += 1
         t = self._pgu_terms(module_id, config, batch, fwd_out, first_pass=True)
-        self.remember_for_step(module_id, config, batch, t)
-        masked_mean, x, mask = t["masked_mean"], t["x"], t["mask"]
+        self.remember_for_step(module_id, config, batch, t, fwd_out[Columns.ACTION_DIST_INPUTS])
+        mask = batch.get(Columns.LOSS_MASK)
+        x = t.delta_o
+
+        def masked_mean(v):
+            return core_masked_mean(v, mask)
+
         # |Δ_O| max over every minibatch of the update: a running max, logged with the last one
         abs_max = (torch.max(torch.where(mask, x.abs(), 0.0)) if mask is not None else x.abs().max()).detach()
         running = self._delta_o_abs_max.get(module_id)
         self._delta_o_abs_max[module_id] = abs_max if running is None else torch.maximum(running, abs_max)
         if not self.log_this_minibatch:  # every metric below has window=1 (LeanEpochsMixin)
-            return t["total"]
-        surrogate_loss = masked_mean(t["surr"])
-        abs_f = t["f"].abs()
+            return t.total
+        surrogate_loss = masked_mean(t.surrogate)
+        abs_f = t.f.abs()
         self.metrics.log_dict(
             {
                 POLICY_LOSS_KEY: surrogate_loss,
-                VF_LOSS_KEY: t["mean_vf_loss"],
-                LEARNER_RESULTS_VF_LOSS_UNCLIPPED_KEY: masked_mean(t["vf_loss"]),
+                VF_LOSS_KEY: t.vf_mean,
+                LEARNER_RESULTS_VF_LOSS_UNCLIPPED_KEY: masked_mean(t.vf_loss),
                 LEARNER_RESULTS_VF_EXPLAINED_VAR_KEY: explained_variance(
-                    batch[Columns.VALUE_TARGETS], t["values"]
+                    batch[Columns.VALUE_TARGETS], t.values
                 ),
-                ENTROPY_KEY: masked_mean(t["entropy"]),
-                LEARNER_RESULTS_KL_KEY: t["mean_kl_loss"],
+                ENTROPY_KEY: masked_mean(t.entropy),
+                LEARNER_RESULTS_KL_KEY: t.kl,
                 keys.SURROGATE_LOSS: surrogate_loss,
                 keys.DELTA_O_MEAN: masked_mean(x),
                 keys.ABS_F_MEAN: masked_mean(abs_f),
@@ -225,9 +173,12 @@ class PGUTorchLearner(ReferenceMixin, StepMixin, LeanEpochsMixin, FastUpdateMixi
             key=module_id,
             window=1,
         )
-        if t["ref_kl"] is not None:
-            self.metrics.log_dict({keys.REF_KL: t["ref_kl"].detach(),
-                                   keys.REF_KL_EXACT: masked_mean(t["curr_dist"].kl(t["ref_dist"])).detach()},
+        if t.ref_kl is not None:
+            module = self.module[module_id].unwrapped()
+            dist_cls = module.get_train_action_dist_cls()
+            exact = dist_cls.from_logits(fwd_out[Columns.ACTION_DIST_INPUTS]).kl(
+                dist_cls.from_logits(self.reference_logits(module_id, batch)))
+            self.metrics.log_dict({keys.REF_KL: t.ref_kl.detach(), keys.REF_KL_EXACT: masked_mean(exact).detach()},
                                   key=module_id, window=1)
         rule = self._pgu_rules[module_id][0]
         if rule.step == "optimistic_sgd":  # c in effect (it moves with optimism_adaptive)
@@ -237,7 +188,7 @@ class PGUTorchLearner(ReferenceMixin, StepMixin, LeanEpochsMixin, FastUpdateMixi
                                if getattr(rule, k) is not None}, key=module_id, window=1)
         self.metrics.log_value((module_id, keys.DELTA_O_ABS_MAX), self._delta_o_abs_max.pop(module_id),
                                reduce="max")
-        return t["total"]
+        return t.total
 
     def set_rule_values(self, values: dict) -> None:
         """Put new values of mutable keys (``MUTABLE_KEYS``) in effect from the next update: the update

@@ -110,11 +110,11 @@ class StepMixin:
             self._previous_grads[module_id] = [torch.as_tensor(g, device=device) for g in grads]
 
     # -- the hooks --------------------------------------------------------------------------------
-    def remember_for_step(self, module_id, config, batch, terms) -> None:
+    def remember_for_step(self, module_id, config, batch, terms, logits) -> None:
         """Called by the loss: keep what a natural / trust-region step needs for this minibatch."""
         if config.step in SECOND_ORDER:
-            self._step_state[module_id] = {"batch": batch, "logits": terms["logits"], "mask": terms["mask"],
-                                           "loss0": float(terms["policy"].detach()), "f": terms["f"].detach()}
+            self._step_state[module_id] = {"batch": batch, "logits": logits, "mask": batch.get(Columns.LOSS_MASK),
+                                           "loss0": float(terms.policy.detach()), "f": terms.f.detach()}
 
     def compute_gradients(self, loss_per_module, **kwargs):
         if not self._step_state:
@@ -166,7 +166,7 @@ class StepMixin:
                     terms = self._pgu_terms(module_id, config, state["batch"], fwd, first_pass=False,
                                             fixed_f=state["f"])
                     kl = mean(old.kl(dist_cls.from_logits(fwd[Columns.ACTION_DIST_INPUTS])))
-                    return float(terms["policy"]), float(kl)
+                    return float(terms.policy), float(kl)
                 finally:
                     self._shift(params, -delta)
 
