@@ -135,3 +135,13 @@ def test_the_eval_objective_is_the_latest_periodic_evaluation(ray_local):
     restored.set_state(cb.get_state())
     assert restored.get_state() == cb.get_state() and cb.get_state()["eval"] == rows[3]["objective"]
     algo.stop()
+
+
+def test_non_finite_episode_statistics_are_dropped_before_the_loggers_see_them():
+    """RLlib reports NaN episode statistics in an iteration with no finished episode; the loggers would print a
+    warning for each (TensorBoard's "NaN or Inf found in input tensor.")."""
+    result = {"env_runners": {"episode_return_mean": float("nan"), "num_env_steps": 512,
+                              "module_episode_returns_mean": {"default_policy": float("inf")}}}
+    EpisodeReturns().on_train_result(algorithm=_Algo(), result=result)
+    assert result["env_runners"] == {"num_env_steps": 512, "module_episode_returns_mean": {}}
+    assert math.isfinite(result["pgu"]["objective"])

@@ -101,6 +101,7 @@ class EpisodeReturns(RLlibCallback):
             metrics_logger.log_value(keys.EPISODE_RETURNS, total, reduce="item_series")
 
     def on_train_result(self, *, algorithm, metrics_logger=None, result, **kwargs):
+        _drop_non_finite(result.get("env_runners", {}))
         returns = result.get("env_runners", {}).pop(keys.EPISODE_RETURNS, None)
         if returns is None:
             returns = []
@@ -140,6 +141,17 @@ class EpisodeReturns(RLlibCallback):
             self._eval, self._eval_steps = ev.mean, self._eval_steps + ev.env_steps
             interval = int(config.pgu_eval_interval or max(1, budget // 10))
             self._next_eval = (steps // interval + 1) * interval
+
+
+def _drop_non_finite(results: dict) -> None:
+    """Remove RLlib's NaN episode statistics of an iteration in which no episode ended (Ray 2.60 reports them
+    as NaN): the result's loggers would print a warning for each, and ``pgu/objective`` says the same thing
+    without NaN."""
+    for key in [k for k, v in results.items() if isinstance(v, float) and not math.isfinite(v)]:
+        del results[key]
+    for value in results.values():
+        if isinstance(value, dict):
+            _drop_non_finite(value)
 
 
 def _node_id() -> str | None:

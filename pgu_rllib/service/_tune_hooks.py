@@ -198,15 +198,38 @@ class TrialSpace:
 
 def config_hash(config: dict, budget: int, protocol: dict | None = None) -> str:
     """What a run ran, as 16 hex digits: its resolved configuration without the seed, its budget and
-    the evaluation protocol. Rows are reused on resume only when this and the seed match."""
+    the evaluation protocol. Rows are reused on resume only when this and the seed match.
+
+    The configuration counts by its values that differ from ``PGUConfig``'s defaults, so a key a later
+    pgu-rllib adds (at the default that keeps the old behaviour) leaves every stored hash valid."""
     import hashlib
     import json
 
     skip = {"seed", "pgu_seeds", "pgu_task", "callbacks_class", "env", "env_runner_cls", "_rl_module_spec",
             "rl_module_spec", "env_to_module_connector", "module_to_env_connector"}
-    resolved = {k: v for k, v in sorted(config.items()) if k not in skip}
+    defaults = _default_config()
+    resolved = {k: v for k, v in sorted(config.items())
+                if k not in skip and not (k in defaults and _same(defaults[k], v))}
     text = json.dumps({"config": resolved, "budget": budget, "protocol": protocol}, sort_keys=True, default=_stable)
     return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+_DEFAULTS: dict | None = None
+
+
+def _default_config() -> dict:
+    global _DEFAULTS
+    if _DEFAULTS is None:
+        from pgu_rllib.rllib.algorithm import PGUConfig
+
+        _DEFAULTS = PGUConfig().to_dict()
+    return _DEFAULTS
+
+
+def _same(a, b) -> bool:
+    import json
+
+    return json.dumps(a, sort_keys=True, default=_stable) == json.dumps(b, sort_keys=True, default=_stable)
 
 
 def _stable(obj) -> str:

@@ -117,6 +117,8 @@ def check_resume(reg: Registry, name: str, task: str, space_yaml: str, settings:
     given = {"task": task, "space_yaml": space_yaml, **settings}
     diffs = []
     for key in RESUME_MUST_MATCH:
+        if key not in stored:  # a setting an older pgu-rllib did not record: nothing to compare
+            continue
         before, now = stored.get(key), given.get(key)
         if before != now and not (key in ("objective",) and before is None and now == "train"):
             diffs.append("the space file's content differs" if key == "space_yaml" else f"{key} {before!r} -> {now!r}")
