@@ -53,7 +53,7 @@ ENV
 nodes_alive() {
   "$VENV/bin/python" - "$PORT" <<'PY' 2>/dev/null || echo 0
 import sys, ray
-from pgu_rllib.rllib.compat import loopback_node_ip
+from pgu_rllib.rllib.accel.guard import loopback_node_ip
 with loopback_node_ip():
     ray.init(address=f"127.0.0.1:{sys.argv[1]}", logging_level="ERROR", log_to_driver=False)
 print(sum(1 for n in ray.nodes() if n["Alive"]))

@@ -86,12 +86,19 @@ class _Help(argparse.ArgumentDefaultsHelpFormatter):
         return super()._get_help_string(action)
 
 
+FLAGS: set[str] = set()  # every option string of every sub-command (for naming a bad value by its flag)
+
+
 class _Parser(argparse.ArgumentParser):
     """argparse with its errors on one line (no usage block), exit 2, and every default in the help."""
 
     def __init__(self, *args, **kwargs):
         kwargs.setdefault("formatter_class", _Help)
         super().__init__(*args, **kwargs)
+
+    def add_argument(self, *args, **kwargs):
+        FLAGS.update(a for a in args if a.startswith("--"))
+        return super().add_argument(*args, **kwargs)
 
     def error(self, message):
         self.exit(2, f"pgu: error: {message} (see `{self.prog} --help`)\n")
@@ -400,7 +407,7 @@ def _fraction(text: str) -> float:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="pgu", description=__doc__.splitlines()[0])
-    parser.add_argument("--version", action="version", version=f"pgu-rllib {_version()}")
+    parser.add_argument("--version", action="version", version=f"pgu-rllib {_package_version()}")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
     task_help = f"a task: {', '.join(_task_names())}, or gym:ENV_ID (any gymnasium env), or an installed plugin's"
     preset_help = f"a named update rule: {', '.join(_preset_names())}"
@@ -558,7 +565,7 @@ def _methods(kind: str) -> list:
     return list(getattr(methods, kind))
 
 
-def _version() -> str:
+def _package_version() -> str:
     import importlib.metadata as md
 
     try:
@@ -578,17 +585,6 @@ def _preset_names() -> list[str]:
     from pgu_rllib.core.presets import PRESETS
 
     return list(PRESETS)
-
-
-def _has_flag(parser: argparse.ArgumentParser, flag: str) -> bool:
-    """Whether ``flag`` is an option of the parser or of one of its sub-commands."""
-    for action in parser._actions:  # argparse keeps no public list of them
-        if flag in action.option_strings:
-            return True
-        if isinstance(action, argparse._SubParsersAction):
-            if any(_has_flag(sub, flag) for sub in action.choices.values()):
-                return True
-    return False
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -614,7 +610,7 @@ def main(argv: list[str] | None = None) -> int:
     except PGUError as err:
         param = getattr(err, "param", None)
         flag = f"--{param.replace('_', '-')}" if param else None
-        if flag and not _has_flag(parser, flag):  # a config key of --set, not a flag
+        if flag and flag not in FLAGS:  # a config key of --set, not a flag
             flag = None
         parser.exit(2, f"pgu: error: {err.worded(flag=flag).splitlines()[0]}\n")
     except ValueError as err:

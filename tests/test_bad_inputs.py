@@ -91,10 +91,10 @@ FLAGS = [  # (argv, what the one line must say)
     (["train", "--task", "bandit", "--preset", "sgd"], "unknown preset 'sgd'; known: ppo"),
     (["evaluate", "--task", "bandit", "--preset", "sgd"], "unknown preset 'sgd'; known: ppo"),
     (["evaluate", "--task", "bandit", "--set", "lr=-1"], "lr=-1 is not allowed"),
-    (["export", "--task", "bandit", "--format", "json"], "argument --format: invalid choice: 'json' (choose from 'yaml')"),
+    (["export", "--task", "bandit", "--format", "json"], "argument --format: invalid choice: 'json' (choose from 'yaml', 'rlzoo')"),
     (["best", "--task", "pong"], "unknown task 'pong'"),
     (["report", "--name", "nosuch", "--out", "r"], "no search named 'nosuch'"),
-    (["train", "--task", "bandit", "--from-best"], "no best configuration for task 'bandit' in the registry"),
+    (["train", "--task", "bandit", "--from-best"], "no best configuration for task 'bandit' in sqlite:///"),
     ([*SEARCH, "--resume"], "nothing to resume: no search 'bandit-paper-s0'"),
     (["registry", "migrate"], "argument action: invalid choice: 'migrate'"),
 ]

@@ -12,7 +12,7 @@ from ray.rllib.policy.sample_batch import MultiAgentBatch, SampleBatch
 from ray.rllib.utils.minibatch_utils import MiniBatchCyclicIterator
 from ray.rllib.utils.torch_utils import clip_gradients
 
-from pgu_rllib.rllib._fast_update import LeanEpochsMixin, clip_by_global_norm, minibatch_plan
+from pgu_rllib.rllib.accel.fast_update import LeanEpochsMixin, clip_by_global_norm, minibatch_plan
 from pgu_rllib.rllib.learner import PGUTorchLearner
 from pgu_rllib.tasks.training import build_config
 
@@ -144,7 +144,7 @@ def test_minibatch_plan_cuts_rllibs_minibatches(sizes):
 
 
 def test_fused_connectors_sample_what_rllibs_sample(monkeypatch):
-    """The batched sampling pipelines (``_env_runner``) and ``VectorMeanStdFilter`` against RLlib's
+    """The batched sampling pipelines (``accel.env_runner``) and ``VectorMeanStdFilter`` against RLlib's
     connectors: same seed, same observations, actions, log-probs and filter statistics."""
     from ray.rllib.connectors.module_to_env import UnBatchToIndividualItems
 

@@ -48,5 +48,5 @@ def test_a_search_with_a_shipped_space_runs_from_another_directory(installed, tm
                           "--env-steps", "512", "--top-k", "1", "--selection-seeds", "1", "--test-seeds", "1",
                           "--max-concurrent", "2"], cwd=tmp_path, capture_output=True, text=True, timeout=600)
     assert out.returncode == 0, out.stderr[-3000:]
-    assert "winner (*) on 1 test seeds" in out.stdout
+    assert "winner (*) on 1 test seed:" in out.stdout
     assert (tmp_path / "pgu_results" / "registry.db").exists()

@@ -28,8 +28,9 @@ from ray.rllib.algorithms.algorithm_config import NotProvided
 from ray.rllib.algorithms.ppo import PPO, PPOConfig
 from ray.rllib.utils import force_list
 
-from pgu_rllib.rllib.compat import patches_enabled, require
-from pgu_rllib.rllib._env_runner import PGUEnvRunner
+from pgu_rllib.rllib.accel.guard import patches_enabled
+from pgu_rllib.rllib.accel.internals import ModelConfigIncludes
+from pgu_rllib.rllib.accel.env_runner import PGUEnvRunner
 from pgu_rllib.rllib.learner import PGUTorchLearner
 from pgu_rllib.rllib.ray_session import quiet_logs
 from pgu_rllib.core.scales import scale_params
@@ -40,8 +41,12 @@ OBJECTIVES = ("train", "eval")
 # reads them at every update (PGUTorchLearner.set_rule_values).
 MUTABLE_KEYS = (*scale_params(), "max_kl", "optimism", "ref_kl_coeff", "cg_damping", "lr", "entropy_coeff",
                 "vf_loss_coeff", "grad_clip", "kl_coeff")
-require(PPOConfig, ("_model_config_auto_includes",), "passing τ to the logit modules")
 CALLBACKS_STATE = "pgu_callbacks"  # the key of the callbacks' state in PGU's checkpoint
+
+
+def _refuse(message: str) -> None:
+    """A config outside its domain: one ``ValueError`` naming the key and what is allowed."""
+    raise ValueError(message)
 
 
 def _number(v) -> bool:
@@ -87,7 +92,7 @@ DOMAINS = {
 }
 
 
-class PGUConfig(PPOConfig):
+class PGUConfig(ModelConfigIncludes, PPOConfig):
     """``PPOConfig`` plus the update-rule keys; defaults give PPO's clipped update."""
 
     def __init__(self, algo_class=None):
@@ -114,14 +119,14 @@ class PGUConfig(PPOConfig):
                 setattr(self, key, value)
         return self
 
-    @property
-    def _model_config_auto_includes(self) -> dict:
+    def model_config_includes(self) -> dict:
+        """What every module's model config carries besides RLlib's own (``accel.internals``)."""
         extra = {}
         if self.parameterisation == "logit":  # the logit modules emit q/τ, so they need τ (spec §2)
             extra["pgu_tau"] = float(self.tau)
         if self.log_std_init is not None:
             extra["pgu_log_std_init"] = float(self.log_std_init)
-        return super()._model_config_auto_includes | extra
+        return extra
 
     def update_rule(self) -> UpdateRule:
         """This config's update rule as a plain ``UpdateRule``."""
@@ -132,37 +137,37 @@ class PGUConfig(PPOConfig):
             value = getattr(self, attr)
             if not ok(value):
                 name = {"framework_str": "framework"}.get(attr, attr.rstrip("_"))
-                self._value_error(f"{name}={value!r} is not allowed; allowed: {allowed}")
+                _refuse(f"{name}={value!r} is not allowed; allowed: {allowed}")
         if isinstance(self.pgu_budget, int) and self.train_batch_size_per_learner > self.pgu_budget:
-            self._value_error(f"train_batch_size_per_learner={self.train_batch_size_per_learner!r} is larger than the "
+            _refuse(f"train_batch_size_per_learner={self.train_batch_size_per_learner!r} is larger than the "
                               f"run's budget of {self.pgu_budget:,} env steps: one iteration would sample past it; "
                               f"allowed: at most the budget")
         super().validate()
         try:
             self.update_rule().validate()
         except ValueError as err:
-            self._value_error(str(err))
+            _refuse(str(err))
         if self.delta_r == "return" and self.batch_mode != "complete_episodes":
-            self._value_error("delta_r='return' (Monte-Carlo returns) needs batch_mode='complete_episodes'; "
+            _refuse("delta_r='return' (Monte-Carlo returns) needs batch_mode='complete_episodes'; "
                               "a cut episode chunk has no return-to-go")
         needs_budget = [k for k, on in (("kl_schedule='mdpo'", self.use_kl_loss and self.kl_schedule == "mdpo"),
                                         ("lr_anneal=true", self.lr_anneal)) if on]
         if needs_budget and not (isinstance(self.pgu_budget, int) and self.pgu_budget > 0):
-            self._value_error(f"{needs_budget[0]} needs pgu_budget, the run's env steps (a positive integer); "
+            _refuse(f"{needs_budget[0]} needs pgu_budget, the run's env steps (a positive integer); "
                               f"got {self.pgu_budget!r}")
         if self.delta_r == "group" and int((self.env_config or {}).get("group_size", 1)) < 2:
-            self._value_error("delta_r='group' (GRPO) needs several actions sampled for each state: an env that "
+            _refuse("delta_r='group' (GRPO) needs several actions sampled for each state: an env that "
                               "takes group_size >= 2 in env_config (the bandit: --set "
                               "'env_config={n_actions: 8, group_size: 8}'); the other tasks cannot")
         if self.pgu_schedule is not None:
-            _check_schedule(self.pgu_schedule, self._value_error)
+            _check_schedule(self.pgu_schedule, _refuse)
         if self.pgu_objective not in OBJECTIVES:
-            self._value_error(f"pgu_objective={self.pgu_objective!r} is not allowed; allowed: {', '.join(OBJECTIVES)}")
+            _refuse(f"pgu_objective={self.pgu_objective!r} is not allowed; allowed: {', '.join(OBJECTIVES)}")
         if self.pgu_eval_interval is not None and not _POSITIVE_INT[0](self.pgu_eval_interval):
-            self._value_error(f"pgu_eval_interval={self.pgu_eval_interval!r} is not allowed; allowed: null or "
+            _refuse(f"pgu_eval_interval={self.pgu_eval_interval!r} is not allowed; allowed: null or "
                               f"{_POSITIVE_INT[1]}")
         if self.lr_anneal and not isinstance(self.lr, (int, float)):
-            self._value_error(f"lr_anneal=true needs a number lr, got {self.lr!r}")
+            _refuse(f"lr_anneal=true needs a number lr, got {self.lr!r}")
 
     def get_default_learner_class(self):
         return PGUTorchLearner

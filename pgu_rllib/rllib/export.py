@@ -91,11 +91,11 @@ def stored_policy(algo, env_id: str, env_kwargs: dict | None = None, meta: dict 
     policy = StoredPolicy(env_id=env_id, env_kwargs=dict(env_kwargs or {}), layers=_mlp_layers(module), action=action,
                           obs_mean=mean, obs_std=std, obs_clip=clip, action_low=low, action_high=high, squash=squash,
                           meta=dict(meta or {}))
-    _check(policy, module)
+    _check_forward(policy, module)
     return policy
 
 
-def _check(policy: StoredPolicy, module) -> None:
+def _check_forward(policy: StoredPolicy, module) -> None:
     """The plain layers must reproduce RLlib's inference forward pass."""
     n_in = policy.layers[0][1].shape[1]
     x = torch.from_numpy(np.random.default_rng(0).standard_normal((8, n_in)).astype(np.float32))

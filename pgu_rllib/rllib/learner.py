@@ -25,7 +25,6 @@ from typing import Any, Dict
 import gymnasium as gym
 import torch
 from ray.rllib.algorithms.ppo.ppo import (
-    LEARNER_RESULTS_CURR_KL_COEFF_KEY,
     LEARNER_RESULTS_KL_KEY,
     LEARNER_RESULTS_VF_EXPLAINED_VAR_KEY,
     LEARNER_RESULTS_VF_LOSS_UNCLIPPED_KEY,
@@ -37,7 +36,8 @@ from ray.rllib.utils.annotations import override
 from ray.rllib.utils.metrics import NUM_ENV_STEPS_SAMPLED_LIFETIME
 from ray.rllib.utils.torch_utils import explained_variance
 
-from pgu_rllib.rllib._fast_update import FastUpdateMixin, LeanEpochsMixin
+from pgu_rllib.rllib.accel import internals
+from pgu_rllib.rllib.accel.fast_update import FastUpdateMixin, LeanEpochsMixin
 from pgu_rllib.rllib.schedules import lr_or_schedule
 from pgu_rllib.rllib import keys
 from pgu_rllib.rllib.connectors import PGUAdvantageEstimation
@@ -57,7 +57,8 @@ def mdpo_kl_coeff(kl_coeff: float, env_steps: int, budget: int) -> float:
     return kl_coeff / max(1.0 - env_steps / budget, MDPO_ETA_MIN)
 
 
-class PGUTorchLearner(ReferenceMixin, StepMixin, LeanEpochsMixin, FastUpdateMixin, PPOTorchLearner):
+class PGUTorchLearner(ReferenceMixin, StepMixin, LeanEpochsMixin, FastUpdateMixin, internals.KLCoeffHook,
+                      PPOTorchLearner):
     """A ``PPOTorchLearner`` whose policy loss is any member of the PGU family.
 
     ``StepMixin`` turns the surrogate's gradient into the rule's ``step`` (natural, trust region,
@@ -72,14 +73,15 @@ class PGUTorchLearner(ReferenceMixin, StepMixin, LeanEpochsMixin, FastUpdateMixi
         self._pgu_step = 0
         self._delta_o_abs_max: Dict[str, torch.Tensor] = {}
         # RLlib's GAE plus the Monte-Carlo return column for delta_r="return" (connectors.py).
-        if self._learner_connector is not None and self.config.add_default_connectors_to_learner_pipeline:
+        pipeline = internals.learner_connector(self)
+        if pipeline is not None and self.config.add_default_connectors_to_learner_pipeline:
             def wanting(kind):
                 return frozenset(mid for mid in self.module.keys()
                                  if self.config.get_config_for_module(mid).delta_r == kind)
 
             if wanting("return") or wanting("group"):
-                self._learner_connector.remove("GeneralAdvantageEstimation")
-                self._learner_connector.append(PGUAdvantageEstimation(
+                pipeline.remove("GeneralAdvantageEstimation")
+                pipeline.append(PGUAdvantageEstimation(
                     gamma=self.config.gamma, lambda_=self.config.lambda_, returns_for=wanting("return"),
                     groups_for=wanting("group")))
 
@@ -207,13 +209,9 @@ class PGUTorchLearner(ReferenceMixin, StepMixin, LeanEpochsMixin, FastUpdateMixi
             module_config = config.get_config_for_module(module_id)
             if "entropy_coeff" in values:
                 self.entropy_coeff_schedulers_per_module[module_id] = Scheduler(
-                    module_config.entropy_coeff, framework="torch", device=self._device)
+                    module_config.entropy_coeff, framework="torch", device=internals.device(self))
             if "lr" in values:
-                lr = lr_or_schedule(module_config)
-                for name in self._module_optimizers[module_id]:
-                    optimizer = self._named_optimizers[name]
-                    if optimizer in self._optimizer_lr_schedules:
-                        self._optimizer_lr_schedules[optimizer] = Scheduler(lr, framework="torch", device=self._device)
+                internals.set_lr_schedule(self, module_id, lr_or_schedule(module_config))
 
     def get_state(self, components=None, *, not_components=None, **kwargs) -> dict:
         """RLlib's state plus PPO's adaptive KL coefficients, which RLlib's learner state leaves out (a
@@ -238,12 +236,6 @@ class PGUTorchLearner(ReferenceMixin, StepMixin, LeanEpochsMixin, FastUpdateMixi
                 self.curr_kl_coeffs_per_module[module_id].data.fill_(
                     mdpo_kl_coeff(config.kl_coeff, steps, config.pgu_budget))
 
-    @override(PPOTorchLearner)
-    def _update_module_kl_coeff(self, *, module_id, config, kl_loss) -> None:
-        if config.kl_schedule == "adaptive":
-            return super()._update_module_kl_coeff(module_id=module_id, config=config, kl_loss=kl_loss)
-        self.metrics.log_value(
-            (module_id, LEARNER_RESULTS_CURR_KL_COEFF_KEY),
-            self.curr_kl_coeffs_per_module[module_id].item(),
-            window=1,
-        )
+    def adaptive_kl(self, config) -> bool:
+        """PPO's adaptive KL update runs for ``kl_schedule='adaptive'`` only (``accel.internals.KLCoeffHook``)."""
+        return config.kl_schedule == "adaptive"

@@ -3,7 +3,7 @@
 Inside a ``ray job`` (``RAY_ADDRESS`` set) or with Ray already running, join that cluster.
 Otherwise start a small local Ray on this machine:
 
-* every server on loopback: node IP 127.0.0.1 (``compat.loopback_node_ip``);
+* every server on loopback: node IP 127.0.0.1 (``accel.guard.loopback_node_ip``);
 * no dashboard and no metrics endpoint (``RAY_enable_metrics_collection=0``);
 * a 200 MiB object store.
 
@@ -11,8 +11,11 @@ Token auth stays as Ray 2.60 sets it (on for new local clusters).
 """
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
+import signal
+import threading
 
 # Lines every trial printed that say nothing to a user (issue 13), silenced at their loggers:
 QUIET_LOGGERS = {
@@ -32,13 +35,36 @@ def quiet_logs() -> None:
         logging.getLogger(name).setLevel(level)
 
 
+started_session_dir: str | None = None  # the session folder of the local Ray this process started, if any
+
+
 def ensure_ray(num_cpus: int | None = None, num_gpus: int | None = None) -> bool:
     """Init Ray if needed; return True if this call started a local Ray."""
     import ray
 
     if ray.is_initialized():
         return False
-    from pgu_rllib.rllib.compat import loopback_node_ip
+    with _keep_sigterm_handler():
+        return _init_ray(num_cpus, num_gpus)
+
+
+@contextlib.contextmanager
+def _keep_sigterm_handler():
+    """``ray.init`` replaces the process's SIGTERM handler with ``sys.exit(15)``, which kills a search mid-fit
+    (and Ray's core with it, exit -6): keep the one the CLI installed (SIGTERM stops a run as Ctrl-C does)."""
+    main = threading.current_thread() is threading.main_thread()
+    before = signal.getsignal(signal.SIGTERM) if main else None
+    try:
+        yield
+    finally:
+        if main and callable(before):  # a handler this program installed (not the default): put it back
+            signal.signal(signal.SIGTERM, before)
+
+
+def _init_ray(num_cpus, num_gpus) -> bool:
+    import ray
+
+    from pgu_rllib.rllib.accel.guard import loopback_node_ip
 
     os.environ.setdefault("RAY_DEDUP_LOGS", "1")
     # Tune's classic output engine, which verbose=0 silences (the new one still prints a configuration box
@@ -49,8 +75,9 @@ def ensure_ray(num_cpus: int | None = None, num_gpus: int | None = None) -> bool
             ray.init(log_to_driver=True)
         return False
     os.environ.setdefault("RAY_enable_metrics_collection", "0")
+    global started_session_dir
     with loopback_node_ip():
-        ray.init(
+        context = ray.init(
             num_cpus=num_cpus or os.cpu_count(),
             num_gpus=num_gpus,
             include_dashboard=False,
@@ -60,4 +87,5 @@ def ensure_ray(num_cpus: int | None = None, num_gpus: int | None = None) -> bool
             logging_level="ERROR",
             _node_ip_address="127.0.0.1",
         )
+    started_session_dir = context.address_info.get("session_dir")
     return True

@@ -1,6 +1,6 @@
 """The learning rate a run uses: ``lr`` itself, or with ``lr_anneal`` its linear decay to 0 at the budget.
 
-It decides results, so it lives apart from the speed patches (``_fast_update``), which every path calls it
+It decides results, so it lives apart from the speed patches (``accel.fast_update``), which every path calls it
 through, patched or not.
 
 Example::

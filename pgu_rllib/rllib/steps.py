@@ -30,6 +30,7 @@ import torch
 from ray.rllib.core.columns import Columns
 
 from pgu_rllib.core.steps import OptimisticAdam, OptimisticSGD, line_search, natural_step, optimistic
+from pgu_rllib.rllib.accel import internals
 from pgu_rllib.rllib.schedules import lr_or_schedule
 from pgu_rllib.rllib import keys
 
@@ -78,7 +79,7 @@ class StepMixin:
             return super().configure_optimizers_for_module(module_id, config)
         policy = self.policy_params(module_id)
         ids = {id(p) for p in policy}
-        critic = [p for p in self.get_parameters(self._module[module_id]) if id(p) not in ids]
+        critic = [p for p in self.get_parameters(self.module[module_id]) if id(p) not in ids]
         if config.step in SECOND_ORDER:
             self.register_optimizer(module_id=module_id, optimizer_name="policy_step",
                                     optimizer=torch.optim.SGD(policy, lr=1.0), params=policy)
@@ -119,13 +120,13 @@ class StepMixin:
     def compute_gradients(self, loss_per_module, **kwargs):
         if not self._step_state:
             return super().compute_gradients(loss_per_module, **kwargs)
-        if self._grad_scalers is not None:
+        if internals.grad_scalers(self) is not None:
             raise ValueError("step='natural'/'trust_region' does not support mixed-precision grad scalers")
-        for optim in self._optimizer_parameters:
+        for optim in internals.optimizers(self):
             optim.zero_grad(set_to_none=True)
         total = sum(loss_per_module.values())
         total.backward(retain_graph=True)  # the forward pass stays for the Fisher-vector products
-        return {pid: p.grad for pid, p in self._params.items()}
+        return {pid: p.grad for pid, p in internals.parameters(self).items()}
 
     def postprocess_gradients_for_module(self, *, module_id, config=None, module_gradients_dict):
         grads = super().postprocess_gradients_for_module(module_id=module_id, config=config,

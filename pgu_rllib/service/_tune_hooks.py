@@ -8,16 +8,14 @@ from __future__ import annotations
 
 import math
 import os
-import pickle
 import sys
 import time
 
-import optuna
 from ray import tune
 from ray.tune.search.optuna import OptunaSearch
 
 from pgu_rllib.rllib import keys
-from pgu_rllib.rllib.compat import require
+from pgu_rllib.rllib.accel.optuna_search import StorageFreeOptunaSearch
 from pgu_rllib.service.registry import REGISTRY_ENV, optuna_storage
 
 OBJECTIVE = keys.TUNE_OBJECTIVE
@@ -91,36 +89,14 @@ def meter(search_id: int) -> TuningMeter | None:
     return _METERS.get(search_id)
 
 
-class ResumableOptunaSearch(OptunaSearch):
-    """``OptunaSearch`` whose pickled state holds no storage (so no URL or password), and that
-    tolerates a resume re-running a trial Optuna already finished (a kill between Optuna's
-    ``tell`` and Tune's state save): updates to a finished Optuna trial are dropped."""
+class ResumableOptunaSearch(StorageFreeOptunaSearch):
+    """The search's Optuna searcher (``accel.optuna_search``): its storage re-opened from the driver's
+    ``PGU_REGISTRY_URL`` after a restore (never pickled), no trial started once ``--tuning-env-steps``
+    are spent, and a trial stopped before the budget told to the study as PRUNED."""
 
-    def __init__(self, *args, **kwargs):
-        super().__init__(*args, **kwargs)
-        require(self, ("_ot_trials", "_storage", "_study_name", "_sampler"), "resuming an Optuna search")
-
-    def __getstate__(self):
-        state = self.__dict__.copy()
-        state["_storage"] = state["_ot_study"] = None
-        state["_ot_trials"] = {k: getattr(t, "_trial_id", t) for k, t in self._ot_trials.items()}
-        return state
-
-    def __setstate__(self, state):
-        self.__dict__.update(state)
-        if self._storage is None and os.environ.get(REGISTRY_ENV) and self._study_name:
-            self._storage = optuna_storage(os.environ[REGISTRY_ENV])
-            self._ot_study = optuna.load_study(study_name=self._study_name, storage=self._storage,
-                                               sampler=self._sampler)
-            self._ot_trials = {k: optuna.trial.Trial(self._ot_study, tid) for k, tid in self._ot_trials.items()}
-
-    def save(self, checkpoint_path: str):
-        with open(checkpoint_path, "wb") as f:
-            pickle.dump(self.__getstate__(), f)
-
-    def restore(self, checkpoint_path: str):
-        with open(checkpoint_path, "rb") as f:
-            self.__setstate__(pickle.load(f))
+    def reopen_storage(self):
+        url = os.environ.get(REGISTRY_ENV)
+        return optuna_storage(url) if url else None
 
     def suggest(self, trial_id):
         m = meter(getattr(self, "pgu_search_id", None))
@@ -128,27 +104,15 @@ class ResumableOptunaSearch(OptunaSearch):
             return OptunaSearch.FINISHED
         return super().suggest(trial_id)
 
-    def on_trial_result(self, trial_id, result):
-        try:
-            super().on_trial_result(trial_id, result)
-        except optuna.exceptions.UpdateFinishedTrialError:
-            pass
-
     def on_trial_complete(self, trial_id, result=None, error=False):
         """A trial the scheduler stopped before the budget (ASHA, Wilcoxon, ``--tuning-env-steps``) is PRUNED
         in the study, as Optuna's own pruners leave it: its truncated score is an intermediate value, not
         a final one, so TPE ranks it below every finished trial and optuna-dashboard's filter shows it."""
         budget = getattr(self, "pgu_budget", None)
-        stopped = (result and not error and budget is not None and trial_id not in self._completed_trials
-                   and int(result.get(STEPS, 0)) < budget and trial_id in self._ot_trials)
-        try:
-            if stopped:
-                self._ot_study.tell(self._ot_trials[trial_id], state=optuna.trial.TrialState.PRUNED)
-                self._completed_trials.add(trial_id)
-            else:
-                super().on_trial_complete(trial_id, result, error)
-        except optuna.exceptions.UpdateFinishedTrialError:
-            self._ot_trials.pop(trial_id, None)
+        if result and not error and budget is not None and int(result.get(STEPS, 0)) < budget and self.is_open(trial_id):
+            self.prune(trial_id)
+        else:
+            super().on_trial_complete(trial_id, result, error)
 
 
 class BudgetOrFinished(tune.Stopper):
@@ -499,18 +463,19 @@ def tracking_callback(kind: str, name: str, space: dict, keys_: set, uri: str | 
 
         class Tracker(MLflowLoggerCallback):
             def log_trial_start(self, trial):
-                if trial not in self._trial_runs:
+                runs = self.__dict__.setdefault("pgu_runs", {})
+                if trial.trial_id not in runs:
                     run = self.mlflow_util.start_run(tags={**(self.tags or {}), "trial_name": str(trial)},
                                                      run_name=trial.trial_id)
-                    self._trial_runs[trial] = run.info.run_id
-                self.mlflow_util.log_params(run_id=self._trial_runs[trial], params_to_log=params(trial))
+                    runs[trial.trial_id] = run.info.run_id
+                self.mlflow_util.log_params(run_id=runs[trial.trial_id], params_to_log=params(trial))
 
             def log_trial_result(self, iteration, trial, result):
-                self.mlflow_util.log_metrics(run_id=self._trial_runs[trial], metrics_to_log=metrics(result),
+                self.mlflow_util.log_metrics(run_id=self.pgu_runs[trial.trial_id], metrics_to_log=metrics(result),
                                              step=int(result.get(STEPS, iteration)))
 
             def log_trial_end(self, trial, failed=False):
-                self.mlflow_util.end_run(status="FAILED" if failed else "FINISHED", run_id=self._trial_runs[trial])
+                self.mlflow_util.end_run(status="FAILED" if failed else "FINISHED", run_id=self.pgu_runs[trial.trial_id])
 
         return Tracker(tracking_uri=uri, experiment_name=name)
     from ray.air.integrations.wandb import WandbLoggerCallback

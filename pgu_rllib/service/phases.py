@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import math
 import os
+import signal
+import threading
 import time
 
 from pgu_rllib.core.errors import MissingResources, SearchFailed, SearchInterrupted
@@ -71,9 +73,13 @@ def cluster_cpus() -> int:
 def start_search(run: SearchRun, *, space_name: str, space_yaml: str, settings: dict, resume: bool) -> Lease:
     """Check resources, then create (or reopen) the search's row holding its lease; returns the lease,
     kept alive until the caller releases it."""
-    from pgu_rllib.rllib.ray_session import ensure_ray
+    from pgu_rllib.rllib import ray_session
 
-    check_resources(run, ensure_ray(), run.progress)  # before anything is written
+    started = ray_session.ensure_ray()
+    if started:  # where a user finds the workers' logs of this run
+        run.progress(f"{run.label} started a local Ray with {cluster_cpus()} CPUs; its logs: "
+                     f"{ray_session.started_session_dir}/logs")
+    check_resources(run, started, run.progress)  # before anything is written
     os.environ[REGISTRY_ENV] = run.registry.url
     run.registry.connect()
     lease = Lease(run.registry, run.name)
@@ -125,6 +131,7 @@ def run_tuning(run: SearchRun, resume: bool) -> None:
             raise SearchInterrupted(run.name, "tuning")
     finally:
         meter.flush()
+    close_abandoned_trials(run)
     if run.tuning_env_steps:
         run.progress(f"{run.label} tuning spent {meter.spent:,} training env steps over "
                      f"{plural(finished_trials(run), 'trial')} (limit {run.tuning_env_steps:,})")
@@ -132,9 +139,70 @@ def run_tuning(run: SearchRun, resume: bool) -> None:
 
 
 
+ABANDONED = "pgu_abandoned"
+
+
+def close_abandoned_trials(run: SearchRun) -> int:
+    """Once the tuning phase is over, a study trial still RUNNING was asked for by an attempt that was
+    interrupted (Ctrl-C, ``kill -9``) before it could tell the study: the resume ran that point again under
+    a new trial. It is
+    told FAIL with the user attribute ``pgu_abandoned`` (optuna-dashboard shows why), so the study holds no
+    trial that looks alive. Returns how many were closed."""
+    import optuna
+
+    from pgu_rllib.service.registry import optuna_storage
+
+    storage = optuna_storage(run.registry.url)
+    try:
+        study = optuna.load_study(study_name=run.name, storage=storage)
+    except KeyError:  # no study (a search with no tuning phase)
+        return 0
+    stale = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,))
+    study_id = storage.get_study_id_from_name(run.name) if stale else None
+    for trial in stale:
+        trial_id = storage.get_trial_id_from_study_id_trial_number(study_id, trial.number)
+        storage.set_trial_user_attr(trial_id, ABANDONED, "its attempt was interrupted; the resume ran the point again")
+        study.tell(trial.number, state=optuna.trial.TrialState.FAIL)
+    if stale:
+        run.progress(f"{run.label} closed {plural(len(stale), 'study trial')} left RUNNING by an interrupted attempt (FAIL, "
+                     f"user attribute {ABANDONED})")
+    return len(stale)
+
+
+class TuneInterrupt:
+    """Whether a ``tuner.fit()`` ended on Ctrl-C (or SIGTERM, which the CLI turns into SIGINT).
+
+    Tune catches the first SIGINT, saves its state and returns normally; its handler then puts back the
+    SIGINT handler it found. So: install a marker handler before the fit; finding it in place after the fit
+    means Tune's handler ran. (Unfinished trials in the results say the same, except when the signal
+    came between two trials, e.g. in a restored fit.) A second Ctrl-C reaches the marker: KeyboardInterrupt."""
+
+    def __enter__(self):
+        self.active = threading.current_thread() is threading.main_thread()
+        if self.active:
+            self.before = signal.getsignal(signal.SIGINT)
+            signal.signal(signal.SIGINT, self._marker)
+        return self
+
+    @staticmethod
+    def _marker(sig, frame):
+        raise KeyboardInterrupt
+
+    @property
+    def seen(self) -> bool:
+        return self.active and signal.getsignal(signal.SIGINT) is self._marker
+
+    def __exit__(self, *exc):
+        if self.active:
+            signal.signal(signal.SIGINT, self.before)
+        return False
+
+
 def fit_tuner(run: SearchRun, tuner, phase: str):
-    results = tuner.fit()
-    if results.num_terminated + results.num_errors < len(results):  # Ctrl-C: Tune saved a resumable state
+    with TuneInterrupt() as interrupt:
+        results = tuner.fit()
+        interrupted = interrupt.seen
+    if interrupted or results.num_terminated + results.num_errors < len(results):  # Tune saved a resumable state
         raise SearchInterrupted(run.name, phase)
     return results
 

@@ -211,7 +211,7 @@ def _mujoco_recipe(env_id, env_kwargs: dict | None = None):
 
 
 def _mean_std_filter(env=None, spaces=None, device=None):
-    from pgu_rllib.rllib.connectors import VectorMeanStdFilter  # RLlib's MeanStdFilter, vectorised
+    from pgu_rllib.rllib.accel.filters import VectorMeanStdFilter  # RLlib's MeanStdFilter, vectorised
 
     return VectorMeanStdFilter(clip_by_value=10.0)
 

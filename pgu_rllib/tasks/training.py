@@ -40,7 +40,9 @@ def _apply_model_config(config, overrides: dict):
     unknown = sorted(set(overrides) - fields)
     if unknown:
         raise ValueError(f"model_config: unknown field(s) {', '.join(unknown)}; allowed: DefaultModelConfig fields")
-    current = config._model_config
+    from pgu_rllib.rllib.accel import internals
+
+    current = internals.model_config(config)
     current = dataclasses.asdict(current) if dataclasses.is_dataclass(current) else dict(current)
     return config.rl_module(model_config=DefaultModelConfig(**{**current, **overrides}))
 

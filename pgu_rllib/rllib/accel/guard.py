@@ -1,12 +1,12 @@
-"""Guards for the places pgu-rllib reaches into private RLlib and Tune API (Ray 2.60.0).
+"""The version guard and the private Ray names that correctness needs (Ray 2.60.0).
 
-* ``_env_runner.PGUEnvRunner`` (untimed connector pipelines) and ``_fast_update.FastUpdateMixin``
-  (fused optimiser step) are speed patches with the same results. ``patches_enabled()`` is True only
-  on the Ray version they were written for and unless ``PGU_DISABLE_RAY_PATCHES=1``; otherwise RLlib's
-  own runner and optimiser step run (with one warning).
-* ``PPOConfig._model_config_auto_includes`` (how τ reaches the logit modules) and ``OptunaSearch``'s
-  ``_ot_trials``/``_storage``/``_study_name``/``_sampler`` (resume without pickling the storage) are
-  needed for correctness: ``require`` fails at once, naming the attribute, if a Ray release lacks them.
+* ``patches_enabled()`` is True only on the Ray version the speed patches (``env_runner``,
+  ``fast_update``, ``filters``) were written for and unless ``PGU_DISABLE_RAY_PATCHES=1``; otherwise
+  RLlib's own runner and optimiser step run (with one warning).
+* ``require`` fails at once, naming the attribute, when a Ray release lacks a private name that
+  correctness needs (``internals``, ``optuna_search``, the two functions below).
+* ``loopback_node_ip`` and ``ray_cli_multi_node``: a Ray node bound to 127.0.0.1, started by Ray's own
+  ``ray`` command.
 """
 from __future__ import annotations
 
@@ -72,3 +72,12 @@ def loopback_node_ip():
         yield
     finally:
         services.resolve_ip_for_localhost = original
+
+
+def ray_cli_multi_node() -> None:
+    """Let Ray's ``ray start --address`` add a worker node while its processes run in loopback mode
+    (``loopback_node_ip`` sets the mode, which otherwise makes the ``ray`` command single-node)."""
+    import ray._private.ray_constants as ray_constants
+
+    require(ray_constants, ("ENABLE_RAY_CLUSTER",), "starting a loopback Ray node")
+    ray_constants.ENABLE_RAY_CLUSTER = True

@@ -33,7 +33,7 @@ from ray.rllib.utils.metrics import (
 )
 from ray.rllib.utils.torch_utils import clip_gradients
 
-from pgu_rllib.rllib.compat import patches_enabled
+from pgu_rllib.rllib.accel.guard import patches_enabled
 from pgu_rllib.rllib.schedules import lr_or_schedule
 
 
@@ -84,7 +84,7 @@ def scale_to_global_norm(grads: list, per_tensor: torch.Tensor, grad_clip: float
 
 class FastUpdateMixin:
     """Put before ``TorchLearner`` (or a subclass) in the bases. With the patches disabled
-    (``_compat.patches_enabled``) it runs RLlib's own clip, NaN check and Adam."""
+    (``guard.patches_enabled``) it runs RLlib's own clip, NaN check and Adam."""
 
     def configure_optimizers_for_module(self, module_id, config=None) -> None:
         params = self.get_parameters(self._module[module_id])

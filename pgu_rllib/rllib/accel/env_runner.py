@@ -19,7 +19,7 @@ default connectors, the pipelines here do the same in batched form: one ``np.sta
 observations and one ``convert_to_torch_tensor``; RLlib's ``GetActions`` and ``TensorToNumpy``, then one
 ``unsquash_action`` (or ``clip_action``) on the whole action array, whose rows are the per-env items the
 sampling loop takes. Custom connectors before the default tail (the MuJoCo recipe's
-``connectors.VectorMeanStdFilter``) run as usual. ``tests/test_fast_learner.py`` checks that a sample is
+``accel.filters.VectorMeanStdFilter``) run as usual. ``tests/test_fast_learner.py`` checks that a sample is
 the one RLlib's pipelines give.
 """
 from __future__ import annotations
@@ -41,8 +41,8 @@ from ray.rllib.env.single_agent_env_runner import SingleAgentEnvRunner
 from ray.rllib.utils.spaces.space_utils import clip_action, unsquash_action
 from ray.rllib.utils.torch_utils import convert_to_torch_tensor
 
-from pgu_rllib.rllib.compat import patches_enabled
-from pgu_rllib.rllib.connectors import VectorMeanStdFilter
+from pgu_rllib.rllib.accel.guard import patches_enabled
+from pgu_rllib.rllib.accel.filters import VectorMeanStdFilter
 
 # The connectors RLlib puts in a single-agent, non-recurrent pipeline by default (Ray 2.60).
 _ENV_TO_MODULE_TAIL = ("AddObservationsFromEpisodesToBatch", "AddTimeDimToBatchAndZeroPad",
