@@ -6,7 +6,7 @@ BIN    := $(VENV)/bin
 # The CPU wheel of torch 2.13.0 lies on this machine's disk; elsewhere pip takes it from PyPI.
 FIND_LINKS := $(if $(wildcard /opt/wheels),--find-links /opt/wheels,)
 
-.PHONY: demo test test-fast venv clean postgres
+.PHONY: demo test test-fast venv clean postgres browser
 
 $(BIN)/.installed: pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -28,7 +28,12 @@ postgres:
 	@command -v initdb >/dev/null || ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || \
 	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null)
 
-test: $(BIN)/.installed postgres
+# The dashboard test renders optuna-dashboard in a real headless browser: Debian's chromium.
+browser:
+	@command -v chromium >/dev/null || command -v chromium-browser >/dev/null || \
+	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null)
+
+test: $(BIN)/.installed postgres browser
 	$(BIN)/python -m pytest -q --durations=10
 
 # For development: everything but the slow, cluster and PostgreSQL tests (under 2 minutes).

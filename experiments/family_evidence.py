@@ -9,7 +9,8 @@ CartPole (50k env steps, 10 evaluation episodes):
   against the adaptive c (hypergradient, β_c = 1, starting at 1).
 
 ``run`` stores every arm's runs in ``docs/results/family.db`` (resumable); ``table`` prints the test
-scores with the bandit's exact fixed point of each rule beside them (``tasks/bandit_expected``).
+scores with the bandit's exact fixed point of each rule beside them (``tasks/bandit_expected``) and
+writes them to ``docs/results/family.json`` (the database is not committed).
 
     python experiments/family_evidence.py run && python experiments/family_evidence.py table
 """
@@ -72,12 +73,15 @@ def table() -> None:
     from pgu_rllib.tasks.training import build_config
 
     reg = _registry()
+    stored = {}
     print("| arm | bandit: exact fixed point θ, greedy value | bandit: test mean ± std (IQM), 20k steps "
           "| CartPole: test mean ± std (IQM), 50k steps |\n|---|---|---|---|")
     for arm, (preset, overrides, tasks) in ARMS.items():
         rule = build_config("bandit", preset, overrides, seed=0).update_rule()
         fp = fixed_point(rule, group_size=8 if rule.delta_r == "group" else None)  # the runs' groups of 8
         cells = [f"({fp['theta'][0]:.3f}, {fp['theta'][1]:.3f}), {fp['greedy']:.4f}"]
+        stored[arm] = {"preset": preset, "overrides": overrides, "bandit_fixed_point": [float(x) for x in fp["theta"]],
+                       "bandit_fixed_point_greedy": float(fp["greedy"])}
         for task in BUDGETS:
             name = _name(task, arm)
             row = reg.get_search(name) if reg.search_exists(name) else None
@@ -86,9 +90,12 @@ def table() -> None:
                 cells.append("— (needs groups)" if task not in tasks else "not run")
                 continue
             s = summarize(scores)
+            stored[arm][task] = {"budget": BUDGETS[task], "test_seeds": [e["seed"] for e in reg.evaluations(row.id, "test")],
+                                 "scores": scores, "mean": s["mean"], "std": s["std"], "iqm": s["iqm"]}
             fmt = ".4f" if task == "bandit" else ".1f"
             cells.append(f"{s['mean']:{fmt}} ± {s['std']:{fmt}} ({s['iqm']:{fmt}})")
         print(f"| {arm} | " + " | ".join(cells) + " |")
+    (ROOT / "docs/results/family.json").write_text(json.dumps(stored, indent=1))
 
 
 def main() -> None:

@@ -155,7 +155,11 @@ def cmd_train(args) -> int:
         if args.env_steps is None:  # the budget it was tuned and tested at, unless told otherwise
             args.env_steps = entry["budget"]
     task = _task(args)
-    build_config(task, args.preset, overrides, args.seed)  # fail fast, before Ray starts
+    config = build_config(task, args.preset, overrides, args.seed)  # fail fast, before Ray starts
+    if args.dry_run:  # validated; nothing started or written
+        print(f"[pgu train] dry run: task {args.task}, preset {args.preset}, {_rule(config.to_dict())}, "
+              f"{_params(overrides)}")
+        return 0
     summary = train(task, args.preset, overrides, env_steps=args.env_steps, seed=args.seed,
                     save_policy=args.save_policy)
     if args.json:
@@ -212,7 +216,13 @@ def cmd_search(args) -> int:
                          selection_seeds=args.selection_seeds, test_seeds=args.test_seeds,
                          seeds_per_trial=args.seeds_per_trial, pruner=args.pruner, sampler=args.sampler,
                          scheduler=args.scheduler, objective=args.objective, tuning_env_steps=args.tuning_env_steps,
-                         tracking=args.tracking, tracking_uri=args.tracking_uri)
+                         tracking=args.tracking, tracking_uri=args.tracking_uri, dry_run=args.dry_run)
+    if summary["status"] == "dry-run":  # validated; nothing started or written
+        print(f"[pgu search {summary['name']}] dry run: {summary['plan']}; registry {summary['registry']}, "
+              f"results {summary['storage_path']}")
+        if args.json:
+            print(json.dumps(json_safe(summary)))
+        return 0
     if summary["status"] != "complete":  # interrupted (Ctrl-C, SIGTERM): resumable, exit like SIGINT does
         print(f"pgu: search {summary['name']} interrupted during {summary['phase']}; continue it with the same "
               f"command and --resume", file=sys.stderr)
@@ -424,6 +434,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=_train_seed, default=0, help="the run's seed, an integer in [0, 2^31) (default 0)")
     p.add_argument("--json", action="store_true", help="end stdout with one JSON summary line")
     p.add_argument("--save-policy", metavar="PATH", help="store the final policy (.npz) for `pgu rollout`")
+    p.add_argument("--dry-run", action="store_true", help="validate the configuration and print it; train nothing")
     p.add_argument("--from-best", action="store_true",
                    help="train the registry's best configuration (at its tuned budget unless --env-steps)")
     p.add_argument("--config", metavar="FILE", help="train a configuration exported by `pgu export` (a YAML file)")
@@ -472,6 +483,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--tracking-uri", help="with --tracking mlflow: the tracking URI (default: "
                                           "sqlite:///pgu_results/mlflow.db)")
     p.add_argument("--json", action="store_true", help="end stdout with one JSON summary line")
+    p.add_argument("--dry-run", action="store_true",
+                   help="validate everything and print the plan; start no Ray, write nothing")
     p.set_defaults(fn=cmd_search)
 
     p = sub.add_parser("evaluate", help="train one fixed configuration on the test seeds (a baseline)")

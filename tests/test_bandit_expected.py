@@ -2,7 +2,7 @@
 oracle of the learner: the real ``PGUTorchLearner``'s gradient, averaged over sampled batches at a
 fixed θ, equals E[U](θ) within 4 Monte-Carlo standard errors, for every form and several scales
 and Δ_R; and the oracle separates the forms by far more than that error."""
-import copy
+import pickle
 
 import numpy as np
 import pytest
@@ -30,13 +30,14 @@ def _config(form, scale, dr, extra):
 
 @pytest.fixture(scope="module")
 def batches():
-    """Batches sampled at θ (the samples do not depend on the rule)."""
+    """Batches sampled at θ (the samples do not depend on the rule), pickled: each test unpickles its own
+    copy (the learner's connectors append an artificial step to each episode in place)."""
     config = _config("V", "sq", "q", {})
     learner = config.build_learner(env=UnitCircleBandit())
     learner.module["default_policy"].theta.data = torch.tensor(THETA)
     runner = SingleAgentEnvRunner(config=config)
     runner.set_state(learner.get_state(components="rl_module"))
-    return [runner.sample(num_timesteps=ROWS) for _ in range(BATCHES)]
+    return [pickle.dumps(runner.sample(num_timesteps=ROWS)) for _ in range(BATCHES)]
 
 
 @pytest.mark.slow
@@ -48,8 +49,7 @@ def test_learner_expected_update_matches_the_exact_integrator(batches, form, sca
     grads = []
     for episodes in batches:
         module.theta.data = torch.tensor(THETA)
-        # the learner's connectors append an artificial step to each episode in place: use a copy
-        learner.update(episodes=copy.deepcopy(episodes), timesteps={NUM_ENV_STEPS_SAMPLED_LIFETIME: ROWS}, num_epochs=1,
+        learner.update(episodes=pickle.loads(episodes), timesteps={NUM_ENV_STEPS_SAMPLED_LIFETIME: ROWS}, num_epochs=1,
                        minibatch_size=None)
         grads.append(-module.theta.grad.double().numpy())  # the loss gradient is −(batch mean of U)
     grads = np.array(grads)

@@ -24,8 +24,9 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-@pytest.fixture()
+@pytest.fixture(scope="module")
 def cluster():
+    """One two-node cluster for the module's tests (in file order: the last one takes it down and up)."""
     root = tempfile.mkdtemp(prefix="pgu-cluster-")
     env = {**os.environ, "PGU_CLUSTER_DIR": root, "PGU_CLUSTER_PORT": str(_free_port()),
            "PGU_DASHBOARD_PORT": str(_free_port()), "PGU_CLIENT_PORT": str(_free_port()),

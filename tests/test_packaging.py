@@ -37,6 +37,8 @@ def test_the_wheel_holds_the_spaces_and_the_migrations(installed):
         assert f"pgu_rllib/search_spaces/{space}.yaml" in names
     assert "pgu_rllib/service/migrations/env.py" in names
     assert any(n.startswith("pgu_rllib/service/migrations/versions/0002_") for n in names)
+    source = {str(p.relative_to(ROOT)) for p in (ROOT / "pgu_rllib").rglob("*.py")}
+    assert source - set(names) == set()  # every module of the source tree (a new subpackage too) ships
 
 
 def test_a_search_with_a_shipped_space_runs_from_another_directory(installed, tmp_path):
@@ -44,7 +46,7 @@ def test_a_search_with_a_shipped_space_runs_from_another_directory(installed, tm
     where = subprocess.run([str(venv / "bin" / "python"), "-c", "import pgu_rllib; print(pgu_rllib.__file__)"],
                            cwd=tmp_path, capture_output=True, text=True, check=True).stdout
     assert str(venv) in where and str(ROOT) not in where  # the installed copy, not the source tree
-    out = subprocess.run([str(venv / "bin" / "pgu"), "search", "--task", "bandit", "--space", "paper", "--trials", "2",
+    out = subprocess.run([str(venv / "bin" / "pgu"), "search", "--task", "bandit", "--space", "paper", "--trials", "1",
                           "--env-steps", "512", "--top-k", "1", "--selection-seeds", "1", "--test-seeds", "1",
                           "--max-concurrent", "2"], cwd=tmp_path, capture_output=True, text=True, timeout=600)
     assert out.returncode == 0, out.stderr[-3000:]

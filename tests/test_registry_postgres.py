@@ -160,7 +160,7 @@ def test_a_registry_password_reaches_no_file_log_or_message(postgres_url, tmp_pa
     secret = "plantedSecret4913"
     url = postgres_url.replace("pgu@", f"pgu:{secret}@")  # trust auth: any password is accepted
     out = subprocess.run([sys.executable, "-m", "pgu_rllib.cli", "search", "--task", "bandit", "--space", "paper",
-                          "--trials", "2", "--env-steps", "512", "--max-concurrent", "2", "--top-k", "1",
+                          "--trials", "1", "--env-steps", "512", "--max-concurrent", "2", "--top-k", "1",
                           "--selection-seeds", "1", "--test-seeds", "1", "--registry", url, "--storage-path",
                           str(tmp_path / "tune"), "--json"], capture_output=True, text=True, timeout=600,
                          cwd=tmp_path)

@@ -158,37 +158,64 @@ def test_report_page_with_real_plots(searched):
     assert missing.returncode == 2 and "no search named 'nosuch'" in missing.stderr
 
 
-def test_dashboard_serves_the_study_on_loopback(searched):
+def _browser() -> str:
+    import shutil
+
+    found = next(filter(None, map(shutil.which, ("chromium", "chromium-browser", "google-chrome"))), None)
+    assert found, "no headless browser: `make test` installs Debian's chromium (the Makefile's `browser` target)"
+    return found
+
+
+def test_the_dashboard_serves_the_study_on_loopback_and_a_real_browser_shows_the_winner(searched, tmp_path):
+    """``pgu dashboard`` listens on 127.0.0.1 only and serves the study with its 6 trials; its page, rendered
+    by headless Chromium (the page is built by JavaScript: the raw HTML holds no attribute), shows the
+    study's pgu_winner with the test scores `pgu best` reports; the screenshot is a real picture."""
     import socket
     import urllib.request
 
-    tmp_path, _ = searched
+    cwd, _ = searched
+    best = json.loads(pgu("best", "--task", "bandit", "--json", cwd=cwd).stdout)[0]
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    proc = subprocess.Popen([sys.executable, "-m", "pgu_rllib.cli", "dashboard", "--port", str(port)], cwd=tmp_path,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen([sys.executable, "-m", "pgu_rllib.cli", "dashboard", "--port", str(port)], cwd=cwd,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
-        body = None
+        studies = None
         for _ in range(60):
             try:
                 with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/studies", timeout=2) as r:
-                    body = json.loads(r.read())
+                    studies = json.loads(r.read())["study_summaries"]
                 break
             except OSError:
                 time.sleep(0.5)
-        assert body is not None, "dashboard did not answer"
-        names = [s["study_name"] for s in body["study_summaries"]]
-        assert "bandit-paper-s1" in names
-        study = next(s for s in body["study_summaries"] if s["study_name"] == "bandit-paper-s1")
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/studies/{study['study_id']}", timeout=5) as r:
-            detail = json.loads(r.read())
-        assert len(detail["trials"]) == 6
+        assert studies, "dashboard did not answer"
+        study_id = next(s["study_id"] for s in studies if s["study_name"] == "bandit-paper-s1")
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/studies/{study_id}", timeout=5) as r:
+            assert len(json.loads(r.read())["trials"]) == 6
         listening = subprocess.run(["ss", "-ltn"], capture_output=True, text=True).stdout
         assert f"127.0.0.1:{port}" in listening and f"0.0.0.0:{port}" not in listening
+        url = f"http://127.0.0.1:{port}/dashboard/studies/{study_id}"
+        with urllib.request.urlopen(url, timeout=5) as r:
+            assert "pgu_winner" not in r.read().decode()  # only a browser running the page's scripts shows it
+        chrome = [_browser(), "--headless=new", "--no-sandbox", "--disable-gpu", "--virtual-time-budget=15000",
+                  "--window-size=1280,2400", f"--user-data-dir={tmp_path / 'profile'}"]
+        dom = subprocess.run([*chrome, "--dump-dom", url], capture_output=True, text=True, timeout=120).stdout
+        shot = tmp_path / "dashboard.png"
+        subprocess.run([*chrome, f"--screenshot={shot}", url], capture_output=True, timeout=120)
     finally:
         proc.terminate()
         proc.wait(timeout=20)
+    import html
+    import re
+
+    text = html.unescape(re.sub(r"<[^>]+>", " ", dom))
+    at = text.find("pgu_winner")
+    assert at >= 0, text[:2000]
+    shown, _ = json.JSONDecoder().raw_decode(text, text.index("{", at))
+    assert shown["test_mean"] == pytest.approx(best["test_mean"])
+    assert shown["test_scores"] == pytest.approx(best["test_scores"])
+    assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and _png_is_real(shot)
 
 
 def _registry_trial_count(db: pathlib.Path) -> int:
@@ -201,6 +228,14 @@ def _registry_trial_count(db: pathlib.Path) -> int:
         return 0
 
 
+def _evaluations(db: pathlib.Path) -> list:
+    try:
+        with sqlite3.connect(db, timeout=30) as con:
+            return con.execute("select id, phase, candidate, seed, score from pgu_evaluations order by id").fetchall()
+    except sqlite3.OperationalError:  # the tables are not there yet
+        return []
+
+
 def _start_and_wait_for_trials(args, cwd, n, **popen_kwargs):
     """Start ``pgu ARGS`` and return once the registry holds ``n`` trial rows (or it exits, or 400 s)."""
     proc = subprocess.Popen([sys.executable, "-m", "pgu_rllib.cli", *args], cwd=cwd, **popen_kwargs)
@@ -211,66 +246,69 @@ def _start_and_wait_for_trials(args, cwd, n, **popen_kwargs):
     return proc, db
 
 
-def test_resume_after_sigkill_keeps_completed_trials(tmp_path):
-    args = ["search", *SEARCH, "--trials", "5", "--seed", "2", "--name", "killed"]
-    proc, db = _start_and_wait_for_trials(args, tmp_path, 3, stdout=subprocess.DEVNULL,
-                                          stderr=subprocess.DEVNULL, start_new_session=True)
-    time.sleep(3)
-    assert proc.poll() is None, "the search finished before it could be killed"
-    os.killpg(proc.pid, signal.SIGKILL)  # the driver and the Ray it started, no clean-up
-    proc.wait()
-    subprocess.run(["pkill", "-9", "-f", f"{tmp_path}"], check=False)  # stray Ray workers of that session
-
-    reg = Registry(f"sqlite:///{db}")
-    before = {t["tune_trial_id"]: t for t in reg.trials(reg.get_search("killed").id)}
-    assert 3 <= len(before) < 5
-    assert reg.best("bandit", "paper") is None  # nothing half-written
-    assert reg.get_search("killed").status.value == "running"
-
-    out = pgu(*args, "--resume", "--json", cwd=tmp_path)
-    assert out.returncode == 0, out.stderr[-3000:]
-    after = {t["tune_trial_id"]: t for t in reg.trials(reg.get_search("killed").id)}
-    assert len(after) == 5
-    for trial_id, row in before.items():  # neither lost nor re-run
-        assert after[trial_id] == row
-    check_study_tells_the_truth(db, "killed")
-    assert reg.get_search("killed").status.value == "complete"
-    assert reg.best("bandit", "paper")["search_name"] == "killed"
-
-
 def _interrupt(args, cwd, db, trials: int, sig) -> tuple[int, str]:
     """Start ``pgu ARGS``, wait for ``trials`` trial rows, send ``sig``; return (exit code, stderr)."""
-    proc, _ = _start_and_wait_for_trials(args, cwd, trials, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc, _ = _start_and_wait_for_trials(args, cwd, trials, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                         start_new_session=True)
     assert proc.poll() is None, "the search finished before the signal"
+    if sig == signal.SIGKILL:
+        os.killpg(proc.pid, signal.SIGKILL)  # the driver and the Ray it started, no clean-up
+        proc.wait()
+        subprocess.run(["pkill", "-9", "-f", f"{cwd}"], check=False)  # stray Ray workers of that session
+        return proc.returncode, ""
     proc.send_signal(sig)
     _, err = proc.communicate(timeout=300)
     return proc.returncode, err
 
 
-def test_ctrl_c_and_sigterm_stop_cleanly_and_resume_finishes(tmp_path):
-    """SIGINT (Ctrl-C) part-way, then SIGTERM part-way through the resume: each exits 130, the search is
-    'interrupted' with its finished trials kept and no best row, and says how to resume; a last
-    --resume runs the rest."""
-    args = ["search", *SEARCH, "--trials", "5", "--seed", "3", "--name", "ctrlc"]
+def test_ctrl_c_sigterm_and_kill_9_stop_a_search_and_resume_finishes_it(tmp_path):
+    """SIGINT (Ctrl-C) part-way; SIGTERM part-way through the resume; kill -9 part-way through the next, and
+    kill -9 again in the selection phase: SIGINT and SIGTERM exit 130, leave the search 'interrupted' and
+    say how to resume; kill -9 leaves it 'running'. Each keeps the finished trials and selection runs as
+    they were and writes no best row; a last --resume runs the rest, and the study tells the truth (a
+    trial an attempt left RUNNING is closed as abandoned)."""
+    args = ["search", *SEARCH, "--trials", "6", "--seed", "3", "--name", "ctrlc"]
     db = tmp_path / "pgu_results" / "registry.db"
     reg = Registry(f"sqlite:///{db}")
-    kept = set()
-    for sig, resume, trials in ((signal.SIGINT, [], 2), (signal.SIGTERM, ["--resume"], 3)):
+    kept: dict = {}
+    for sig, resume, trials in ((signal.SIGINT, [], 2), (signal.SIGTERM, ["--resume"], 3),
+                                (signal.SIGKILL, ["--resume"], 4)):
         code, err = _interrupt([*args, *resume], tmp_path, db, trials, sig)
-        assert code == 130, (sig, err[-3000:])
-        assert "interrupted" in err and "--resume" in err and "Traceback" not in err
-        assert reg.get_search("ctrlc").status.value == "interrupted"
-        now = {t["tune_trial_id"] for t in reg.trials(reg.get_search("ctrlc").id)}
-        assert kept <= now and trials <= len(now) < 5
+        if sig == signal.SIGKILL:
+            assert reg.get_search("ctrlc").status.value == "running"
+        else:
+            assert code == 130, (sig, err[-3000:])
+            assert "interrupted" in err and "--resume" in err and "Traceback" not in err
+            assert reg.get_search("ctrlc").status.value == "interrupted"
+        now = {t["tune_trial_id"]: t for t in reg.trials(reg.get_search("ctrlc").id)}
+        assert all(now[k] == row for k, row in kept.items())  # neither lost nor re-run
+        assert trials <= len(now) < 6
         kept = now
-        assert reg.best("bandit", "paper") is None
+        assert reg.best("bandit", "paper") is None  # nothing half-written
+
+    # the last tuning trials, then kill -9 in the selection phase: no finished run is lost or re-run
+    proc = subprocess.Popen([sys.executable, "-m", "pgu_rllib.cli", *args, "--resume"], cwd=tmp_path,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    deadline = time.time() + 400
+    while not _evaluations(db) and time.time() < deadline and proc.poll() is None:
+        time.sleep(0.5)
+    assert proc.poll() is None, "the search finished before the selection phase could be killed"
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    subprocess.run(["pkill", "-9", "-f", f"{tmp_path}"], check=False)
+    selected = _evaluations(db)
+    assert selected and all(r[1] == "selection" for r in selected) and reg.best("bandit", "paper") is None
 
     resumed = pgu(*args, "--resume", "--json", cwd=tmp_path)
     assert resumed.returncode == 0, resumed.stderr[-3000:]
-    rows = reg.trials(reg.get_search("ctrlc").id)
-    assert len(rows) == 5 and kept <= {t["tune_trial_id"] for t in rows}
+    rows = {t["tune_trial_id"]: t for t in reg.trials(reg.get_search("ctrlc").id)}
+    assert len(rows) == 6 and all(rows[k] == row for k, row in kept.items())
+    evaluations = _evaluations(db)
+    assert evaluations[:len(selected)] == selected  # kept as they were, not re-run
+    assert [r[1] for r in evaluations].count("selection") == 4 and [r[1] for r in evaluations].count("test") == 2
     assert reg.get_search("ctrlc").status.value == "complete"
     check_study_tells_the_truth(db, "ctrlc")
+    assert reg.best("bandit", "paper")["search_name"] == "ctrlc"
 
 
 @pytest.mark.parametrize("space_text,args,needle", [

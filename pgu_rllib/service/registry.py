@@ -178,7 +178,10 @@ def check_url(url: str) -> sa.engine.URL:
     try:
         return sa.engine.make_url(url)
     except Exception:
-        raise ValueError(f"registry URL {mask_password(url, url_secrets(url))!r} is malformed; expected an SQLAlchemy URL such as "
+        shown = mask_password(url, url_secrets(url))
+        if "@" in shown:  # a URL too broken to parse may still hold a password in its user part
+            shown = "***@" + shown.rsplit("@", 1)[1]
+        raise ValueError(f"registry URL {shown!r} is malformed; expected an SQLAlchemy URL such as "
                          f"{DEFAULT_URL} or postgresql://user@host/db") from None
 
 

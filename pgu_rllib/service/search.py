@@ -62,13 +62,14 @@ def search(task: str, space: str = "paper", trials: int = 12, *, max_concurrent:
            gpus_per_trial: float = 0.0, top_k: int = 3, selection_seeds: int = 3, test_seeds: int = 5,
            seeds_per_trial: int = 1, pruner: str = "asha", sampler: str = "tpe", scheduler: str | None = None,
            objective: str = "train", tuning_env_steps: int | None = None, tracking: str | None = None,
-           tracking_uri: str | None = None, progress=log_line) -> dict:
+           tracking_uri: str | None = None, dry_run: bool = False, progress=log_line) -> dict:
     """Search ``space`` on ``task``: tune, select on selection seeds, test the winner on test seeds;
     store the winner in the registry and return a summary (``status`` is ``complete`` or
     ``interrupted``).
 
     Everything is validated before anything is written: a bad argument raises a ``PGUError``
-    (a ``ValueError``) naming it.
+    (a ``ValueError``) naming it. ``dry_run`` stops there: the summary (``status`` ``dry-run``) holds
+    the plan; no Ray is started and nothing is written.
 
     ``objective`` (episodic tasks) is what tuning maximises: ``train``, the mean raw return of the
     last 10 training episodes, or ``eval``, the evaluator's score of the current policy every tenth
@@ -140,6 +141,10 @@ def search(task: str, space: str = "paper", trials: int = 12, *, max_concurrent:
                 "tuning_env_steps": run.tuning_env_steps}
     if resume:
         check_resume(run.registry, run.name, t.name, sp.source, settings)
+    if dry_run:
+        run.max_concurrent = run.max_concurrent or min(run.trials, os.cpu_count() or 1)
+        return {"status": "dry-run", "name": run.name, "task": t.name, "space": sp.name, "plan": _plan(run),
+                "registry": run.registry.safe_url, "storage_path": str(run.exp_dir), "settings": settings}
     t0 = time.time()
     lease = start_search(run, space_name=sp.name, space_yaml=sp.source, settings=settings, resume=resume)
     run.max_concurrent = run.max_concurrent or min(run.trials, cluster_cpus())
