@@ -18,6 +18,13 @@ def ray_local():
 
 
 @pytest.fixture
+def patches_on(monkeypatch):
+    """For the tests that compare the speed patches with RLlib's own code: the patched arm needs them on,
+    whatever ``PGU_DISABLE_RAY_PATCHES`` the suite runs with (the test sets it for RLlib's arm)."""
+    monkeypatch.delenv("PGU_DISABLE_RAY_PATCHES", raising=False)
+
+
+@pytest.fixture
 def cli(capsys, monkeypatch):
     """Run ``pgu ARGS`` in this process (for inputs refused before Ray starts): returns an object
     with ``returncode``, ``stdout`` and ``stderr`` like ``subprocess.run``."""

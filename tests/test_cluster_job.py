@@ -108,7 +108,7 @@ def test_local_sh_listens_on_loopback_and_down_stops_only_its_own_processes(clus
     job = subprocess.run(
         [f"{VENV_BIN}/ray", "job", "submit", "--working-dir", ".", "--runtime-env-json",
          '{"env_vars": {"PGU_RESOURCE_WAIT_S": "5"}}', "--", "python", "-m", "pgu_rllib.cli", "search", "--task",
-         "bandit", "--space", "paper", "--trials", "2", "--gpus-per-trial", "1",
+         "bandit", "--space", "paper", "--trials", "2", "--gpus-per-trial", "1", "--name", "gpu-refused",
          "--storage-path", f"{root}/results/tune", "--registry", f"sqlite:///{root}/results/gpu.db"],
         cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
     assert job.returncode != 0 and "--gpus-per-trial=1.0 asks for more than the cluster has" in job.stdout + job.stderr

@@ -28,7 +28,7 @@ def _columns(episodes):
 
 
 @pytest.mark.parametrize("task", ["cartpole", "hopper"])  # one env; 16 envs with the MeanStdFilter
-def test_patched_env_runner_samples_what_rllibs_runner_samples(task):
+def test_patched_env_runner_samples_what_rllibs_runner_samples(task, patches_on):
     config = build_config(task, "ppo", {}, seed=7, budget=10_000)
     assert config.env_runner_cls is PGUEnvRunner
     samples = []

@@ -16,6 +16,8 @@ from pgu_rllib.rllib.accel.fast_update import LeanEpochsMixin, clip_by_global_no
 from pgu_rllib.rllib.learner import PGUTorchLearner
 from pgu_rllib.tasks.training import build_config
 
+pytestmark = pytest.mark.usefixtures("patches_on")  # fast path against RLlib's: both arms run here
+
 
 @pytest.mark.parametrize("scale", [1e-3, 1.0, 1e3])  # clip inactive, near, active
 def test_clip_by_global_norm_equals_rllib(scale):

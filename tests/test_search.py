@@ -58,6 +58,7 @@ def test_bandit_search_fills_optuna_and_the_registry(searched):
     summary = json.loads(out.stdout.strip().splitlines()[-1])
     assert summary["status"] == "complete" and summary["name"] == "bandit-paper-s1"
     assert out.stderr.count("[pgu search bandit-paper-s1] trial ") == 6  # a progress line per trial
+    assert "A new study created" not in out.stderr  # Optuna's INFO lines: the plan line names the study
 
     db = tmp_path / "pgu_results" / "registry.db"
     check_study_tells_the_truth(db, "bandit-paper-s1")

@@ -161,7 +161,7 @@ def test_trpo_steps_on_the_bandit_whose_critic_is_its_policy():
     every step look worse, and TRPO never left θ = 0 (found by experiments/steps_evidence.py)."""
     torch.set_default_dtype(torch.float32)
     config = build_config("bandit", "trpo", {}, seed=0, budget=10_000)
-    runner = config.env_runner_cls(config=config)
+    runner = (config.env_runner_cls or SingleAgentEnvRunner)(config=config)  # None: the patches are off
     learner = config.build_learner(env=runner.env)
     runner.set_state(learner.get_state(components="rl_module"))
     accepted = 0

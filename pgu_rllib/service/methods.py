@@ -3,7 +3,16 @@ schedulers (PBT, PB2). The CLI reads its choices from ``SAMPLERS``, ``PRUNERS`` 
 module imports Ray and Optuna only inside the factories, so reading the names costs nothing."""
 from __future__ import annotations
 
-from pgu_rllib.service.run import SearchRun, finished_trials
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # the CLI reads the names at start-up: no registry (SQLAlchemy) import for that
+    from pgu_rllib.service.run import SearchRun
+
+
+def finished_trials(run: SearchRun) -> int:
+    from pgu_rllib.service.run import finished_trials as count
+
+    return count(run)
 
 
 PRUNERS = ("asha", "wilcoxon", "none")

@@ -76,10 +76,10 @@ def start_search(run: SearchRun, *, space_name: str, space_yaml: str, settings: 
     from pgu_rllib.rllib import ray_session
 
     started = ray_session.ensure_ray()
+    check_resources(run, started, run.progress)  # before anything is written
     if started:  # where a user finds the workers' logs of this run
         run.progress(f"{run.label} started a local Ray with {cluster_cpus()} CPUs; its logs: "
                      f"{ray_session.started_session_dir}/logs")
-    check_resources(run, started, run.progress)  # before anything is written
     os.environ[REGISTRY_ENV] = run.registry.url
     run.registry.connect()
     lease = Lease(run.registry, run.name)

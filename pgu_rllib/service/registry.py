@@ -179,7 +179,7 @@ def check_url(url: str) -> sa.engine.URL:
         return sa.engine.make_url(url)
     except Exception:
         shown = mask_password(url, url_secrets(url))
-        if "@" in shown:  # a URL too broken to parse may still hold a password in its user part
+        if "@" in shown and "***@" not in shown:  # too broken for the URL masks: hide all of its user part
             shown = "***@" + shown.rsplit("@", 1)[1]
         raise ValueError(f"registry URL {shown!r} is malformed; expected an SQLAlchemy URL such as "
                          f"{DEFAULT_URL} or postgresql://user@host/db") from None
@@ -519,9 +519,12 @@ def engine_kwargs(url: str) -> dict:
 
 
 def optuna_storage(url: str):
-    """Optuna's RDB storage of a search, on the registry's database."""
+    """Optuna's RDB storage of a search, on the registry's database. Optuna's INFO lines ("A new study
+    created ...", "Using an existing study ...") are silenced: the search's plan line names the study.
+    (Optuna configures its logger on first use, which undoes a level set before: ``set_verbosity``.)"""
     import optuna
 
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
     return optuna.storages.RDBStorage(url=url, engine_kwargs=engine_kwargs(url))
 
 
