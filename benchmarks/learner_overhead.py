@@ -13,7 +13,7 @@ time is robust to other processes on a shared 2-core machine, wall time is what 
     python benchmarks/learner_overhead.py --env HalfCheetah-v5 --rounds 30
 
 ``--steps`` measures the ``step`` axis instead (issue 17): the ``ppo`` surrogate (form V,
-``ppo_clip``) with ``step`` = ``first_order``, ``natural``, ``trust_region`` and ``optimistic``
+``ppo_clip``) with ``step`` = ``first_order``, ``natural``, ``trust_region``, ``optimistic``, ``optimistic_sgd`` and ``optimistic_adam``
 at their default parameters (10 CG iterations, damping 0.1, ≤ 10 line-search halvings); the ratio
 is each over ``first_order``.
 
@@ -36,7 +36,7 @@ from pgu_rllib import PGUConfig
 
 VARIANTS = [(form, scale) for form in "QVP" for scale in ("ppo_clip", "mla", "ml")]
 SCALE_KEYS = {"ppo_clip": {"epsilon": 0.2}, "mla": {"alpha_o": 1.0, "alpha_r": 1.0}, "ml": {}}
-STEPS = ("first_order", "natural", "trust_region", "optimistic")
+STEPS = ("first_order", "natural", "trust_region", "optimistic", "optimistic_sgd", "optimistic_adam")
 
 
 def _recipe(config, env_id):

@@ -248,7 +248,10 @@ def _start_and_wait_for_trials(args, cwd, n, **popen_kwargs):
 
 
 def _interrupt(args, cwd, db, trials: int, sig) -> tuple[int, str]:
-    """Start ``pgu ARGS``, wait for ``trials`` trial rows, send ``sig``; return (exit code, stderr)."""
+    """Start ``pgu ARGS``, wait for ``trials`` trial rows and one more than were there before (so the signal
+    reaches a search that is running, not a process still importing), send ``sig``; return (exit code,
+    stderr)."""
+    trials = max(trials, _registry_trial_count(cwd / "pgu_results" / "registry.db") + 1)
     proc, _ = _start_and_wait_for_trials(args, cwd, trials, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                                          start_new_session=True)
     assert proc.poll() is None, "the search finished before the signal"
@@ -268,7 +271,7 @@ def test_ctrl_c_sigterm_and_kill_9_stop_a_search_and_resume_finishes_it(tmp_path
     say how to resume; kill -9 leaves it 'running'. Each keeps the finished trials and selection runs as
     they were and writes no best row; a last --resume runs the rest, and the study tells the truth (a
     trial an attempt left RUNNING is closed as abandoned)."""
-    args = ["search", *SEARCH, "--trials", "6", "--seed", "3", "--name", "ctrlc"]
+    args = ["search", *SEARCH, "--trials", "7", "--seed", "3", "--name", "ctrlc"]
     db = tmp_path / "pgu_results" / "registry.db"
     reg = Registry(f"sqlite:///{db}")
     kept: dict = {}
@@ -283,7 +286,7 @@ def test_ctrl_c_sigterm_and_kill_9_stop_a_search_and_resume_finishes_it(tmp_path
             assert reg.get_search("ctrlc").status.value == "interrupted"
         now = {t["tune_trial_id"]: t for t in reg.trials(reg.get_search("ctrlc").id)}
         assert all(now[k] == row for k, row in kept.items())  # neither lost nor re-run
-        assert trials <= len(now) < 6
+        assert trials <= len(now) < 7
         kept = now
         assert reg.best("bandit", "paper") is None  # nothing half-written
 
@@ -303,7 +306,7 @@ def test_ctrl_c_sigterm_and_kill_9_stop_a_search_and_resume_finishes_it(tmp_path
     resumed = pgu(*args, "--resume", "--json", cwd=tmp_path)
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     rows = {t["tune_trial_id"]: t for t in reg.trials(reg.get_search("ctrlc").id)}
-    assert len(rows) == 6 and all(rows[k] == row for k, row in kept.items())
+    assert len(rows) == 7 and all(rows[k] == row for k, row in kept.items())
     evaluations = _evaluations(db)
     assert evaluations[:len(selected)] == selected  # kept as they were, not re-run
     assert [r[1] for r in evaluations].count("selection") == 4 and [r[1] for r in evaluations].count("test") == 2
