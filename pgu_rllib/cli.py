@@ -478,7 +478,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--tuning-env-steps", type=_positive_int,
                    help="start trials until this many training env steps are spent (ASHA-stopped trials "
                         "counted; at most --trials trials): equal tuning compute across spaces")
-    p.add_argument("--tracking", choices=["mlflow", "wandb"],
+    p.add_argument("--tracking", choices=_methods("TRACKERS"),
                    help="also log every tuning trial to MLflow or Weights & Biases (extras: pgu-rllib[mlflow], [wandb])")
     p.add_argument("--tracking-uri", help="with --tracking mlflow: the tracking URI (default: "
                                           "sqlite:///pgu_results/mlflow.db)")

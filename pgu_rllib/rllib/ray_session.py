@@ -23,8 +23,7 @@ QUIET_LOGGERS = {
     "ray._common.deprecation": logging.ERROR,  # `RLModule(config=[RLModuleConfig object])` is deprecated
     "ray.rllib.algorithms.algorithm_config": logging.ERROR,  # "You are running PGU on the new API stack!"
     "ray.tune.logger.tensorboardx": logging.WARNING,  # "Removed the following hyperparameter values ..."
-    "optuna": logging.WARNING,  # "[I ...] A new study created in RDB with name: ..." (the plan line says it)
-}
+}  # Optuna's INFO lines: ``registry.optuna_storage`` (Optuna resets its logger's level when it first logs)
 
 
 def quiet_logs() -> None:

@@ -438,8 +438,6 @@ class EvaluationRun(tune.Trainable):
         self.algo.stop()
 
 
-TRACKERS = ("mlflow", "wandb")
-
 
 def tracking_callback(kind: str, name: str, space: dict, keys_: set, uri: str | None = None):
     """Tune's MLflow or W&B logger for a search's tuning trials (``--tracking``): each trial is a run named by

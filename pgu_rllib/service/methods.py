@@ -1,6 +1,6 @@
 """The search methods by name: Optuna's samplers, the pruners (ASHA, Wilcoxon, none) and the population
-schedulers (PBT, PB2). The CLI reads its choices from ``SAMPLERS``, ``PRUNERS`` and ``SCHEDULERS``; the
-module imports Ray and Optuna only inside the factories, so reading the names costs nothing."""
+schedulers (PBT, PB2), and the trackers. The CLI reads its choices from ``SAMPLERS``, ``PRUNERS``,
+``SCHEDULERS`` and ``TRACKERS``; the module imports Ray and Optuna only inside the factories, so reading the names costs nothing."""
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
@@ -22,6 +22,9 @@ SAMPLERS = ("tpe", "random", "cmaes", "gp")
 
 
 SCHEDULERS = (None, "pbt", "pb2")
+
+
+TRACKERS = ("mlflow", "wandb")  # --tracking: Tune's logger callbacks (``_tune_hooks.tracking_callback``)
 
 
 def make_sampler(run: SearchRun):

@@ -145,8 +145,7 @@ ABANDONED = "pgu_abandoned"
 def close_abandoned_trials(run: SearchRun) -> int:
     """Once the tuning phase is over, a study trial still RUNNING was asked for by an attempt that was
     interrupted (Ctrl-C, ``kill -9``) before it could tell the study: the resume ran that point again under
-    a new trial. It is
-    told FAIL with the user attribute ``pgu_abandoned`` (optuna-dashboard shows why), so the study holds no
+    a new trial. It is told FAIL with the user attribute ``pgu_abandoned`` (optuna-dashboard shows why), so the study holds no
     trial that looks alive. Returns how many were closed."""
     import optuna
 
@@ -158,14 +157,15 @@ def close_abandoned_trials(run: SearchRun) -> int:
     except KeyError:  # no study (a search with no tuning phase)
         return 0
     stale = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,))
-    study_id = storage.get_study_id_from_name(run.name) if stale else None
+    if not stale:
+        return 0
+    study_id = storage.get_study_id_from_name(run.name)
     for trial in stale:
         trial_id = storage.get_trial_id_from_study_id_trial_number(study_id, trial.number)
         storage.set_trial_user_attr(trial_id, ABANDONED, "its attempt was interrupted; the resume ran the point again")
         study.tell(trial.number, state=optuna.trial.TrialState.FAIL)
-    if stale:
-        run.progress(f"{run.label} closed {plural(len(stale), 'study trial')} left RUNNING by an interrupted attempt (FAIL, "
-                     f"user attribute {ABANDONED})")
+    run.progress(f"{run.label} closed {plural(len(stale), 'study trial')} left RUNNING by an interrupted attempt (FAIL, "
+                 f"user attribute {ABANDONED})")
     return len(stale)
 
 

@@ -35,8 +35,7 @@ import time
 from pgu_rllib.core.errors import InvalidArgument, SearchFailed, SearchInterrupted
 from pgu_rllib.core.stats import summarize
 from pgu_rllib.service._schedulers import MIN_WILCOXON_SEEDS
-from pgu_rllib.service._tune_hooks import TRACKERS
-from pgu_rllib.service.methods import PRUNERS, SAMPLERS, SCHEDULERS
+from pgu_rllib.service.methods import PRUNERS, SAMPLERS, SCHEDULERS, TRACKERS
 from pgu_rllib.service.phases import (cluster_cpus, interrupted, run_phase, run_tuning, selection_table, start_search,
                                       top_candidates)
 from pgu_rllib.service.provenance import git_commit, versions
