@@ -103,7 +103,7 @@ def test_more_trials_on_resume_keep_winner_selection_and_test_together(finished)
     (["--top-k", "1", "--test-seeds", "3"], "top_k 2 -> 1; test_seeds 2 -> 3"),
     (["--sampler", "random", "--pruner", "none"], "pruner 'asha' -> 'none'; sampler 'tpe' -> 'random'"),
 ])
-def test_a_resume_with_changed_settings_exits_2_and_writes_nothing(finished, change, needle):
+def test_a_resume_with_changed_settings_exits_2_and_writes_nothing(finished, cli, change, needle):
     cwd, _ = finished
     argv = list(ARGS)
     for flag, value in zip(change[::2], change[1::2]):
@@ -112,14 +112,14 @@ def test_a_resume_with_changed_settings_exits_2_and_writes_nothing(finished, cha
         else:
             argv += [flag, value]
     before = dump(cwd)
-    out = pgu(*argv, "--trials", "3", "--resume", cwd=cwd, timeout=120)
+    out = cli(*argv, "--trials", "3", "--resume", cwd=cwd)  # refused before Ray starts: in-process
     assert out.returncode == 2, out.stderr[-2000:]
     lines = [line for line in out.stderr.splitlines() if line.strip()]
     assert len(lines) == 1 and "search 'integrity' was started with other settings" in lines[0] and needle in lines[0]
     assert dump(cwd) == before
 
 
-def test_a_resume_while_another_process_writes_exits_2_naming_it(finished):
+def test_a_resume_while_another_process_writes_exits_2_naming_it(finished, cli):
     cwd, _ = finished
     url = f"sqlite:///{cwd}/pgu_results/registry.db"
     from test_lease import HOLDER
@@ -128,7 +128,7 @@ def test_a_resume_while_another_process_writes_exits_2_naming_it(finished):
     try:
         assert holder.stdout.readline().strip() == "held"
         before = dump(cwd)
-        out = pgu(*ARGS, "--trials", "3", "--resume", cwd=cwd, timeout=120)
+        out = cli(*ARGS, "--trials", "3", "--resume", cwd=cwd)
         assert out.returncode == 2, out.stderr[-2000:]
         assert f"search 'integrity' is being written by pid {holder.pid} on" in out.stderr
         assert [r for r in dump(cwd) if "lease_heartbeat" not in r and "pgu_searches" not in r] == \

@@ -315,23 +315,13 @@ def test_ctrl_c_sigterm_and_kill_9_stop_a_search_and_resume_finishes_it(tmp_path
     assert reg.best("bandit", "paper")["search_name"] == "ctrlc"
 
 
-@pytest.mark.parametrize("space_text,args,needle", [
-    ("params: {form: {choice: [Q, V]}\n", [], "not valid YAML"),
-    ("params:\n  lr: {normal: [0, 1]}\n", [], "lr: unknown or missing distribution (normal)"),
-    ("params:\n  lr: {uniform: [0.1, 0.1]}\n", [], "lr: empty range uniform [0.1, 0.1]"),
-    ("params:\n  colour: {choice: [red]}\n", [], "unknown key 'colour'"),
-    ("params:\n  lr: {loguniform: [0, 1]}\n", [], "loguniform needs lo > 0"),
-    ("base_preset: sgd\nparams:\n  lr: {fixed: 0.1}\n", [], "base_preset 'sgd' is unknown"),
-    (None, ["--task", "pong"], "unknown task 'pong'; known: bandit"),
-    (None, ["--space", "nosuch"], "unknown search space 'nosuch'; shipped: drift, full, mla, paper, ppo_knobs"),
-    (None, ["--registry", "not a url"], "registry URL 'not a url' is malformed"),
-    (None, ["--registry", "postgresql://pgu:secret@127.0.0.1:1/pgu"], "registry postgresql://pgu:***@127.0.0.1:1/pgu is unreachable"),
-    (None, ["--registry", "nosuchdialect://x"], "registry URL 'nosuchdialect://x' cannot be used"),
-    (None, ["--trials", "0"], "argument --trials: '0' must be > 0"),
+@pytest.mark.parametrize("space_text,args,needle", [  # the whole matrix runs in-process: tests/test_bad_inputs.py
     ("params:\n  form: {choice: [V, P]}\n", [],
      "the point {'form': 'P'} is refused: form='P' with delta_r='advantage' is not PGPB"),
+    (None, ["--registry", "postgresql://pgu:secret@127.0.0.1:1/pgu"], "registry postgresql://pgu:***@127.0.0.1:1/pgu is unreachable"),
 ])
 def test_bad_input_exits_2_with_one_line_and_writes_nothing(tmp_path, space_text, args, needle):
+    """As a user meets it: a real `pgu` process, its whole stderr (import-time warnings included)."""
     base = {"--task": "bandit", "--space": "paper", "--trials": "2"}
     if space_text is not None:
         (tmp_path / "space.yaml").write_text(space_text)

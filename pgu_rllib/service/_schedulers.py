@@ -1,5 +1,9 @@
 """Tune schedulers and trainables for searches that fit RL (issue 16).
 
+* ``PGUTrial``: one tuning trial, ``PGU`` on one seed inside a Trainable that Tune can reuse
+  (``reset_config``): the next trial of a search runs in the same worker process, so the process start
+  and the torch/RLlib imports (about 8 s on 2 cores) are paid once per worker, not once per trial.
+  Its results, checkpoints and resources are ``PGU``'s own.
 * ``MultiSeedPGU``: one trial trains k seeds of one configuration in lockstep, in one process
   (one CPU, so k times the trial's time), and reports their mean (the objective), IQM and each
   seed's objective every iteration, so a scheduler acts on the aggregate.
@@ -25,6 +29,49 @@ SEED_OBJECTIVES = "seed_objectives"  # result["pgu"][...]: each seed's objective
 MIN_WILCOXON_SEEDS = 4
 
 
+class PGUTrial(tune.Trainable):
+    """``PGU`` as Tune's trainable, built anew on ``reset_config`` (Tune's ``reuse_actors``). Same seed, same
+    numbers: the algorithm seeds every generator it uses when it is built (``tests/test_actor_reuse.py``)."""
+
+    def __init__(self, *args, **kwargs):
+        from pgu_rllib.rllib.ray_session import quiet_logs
+
+        quiet_logs()
+        super().__init__(*args, **kwargs)
+
+    @classmethod
+    def default_resource_request(cls, config):
+        from pgu_rllib.rllib.algorithm import PGU
+
+        return PGU.default_resource_request(config)
+
+    def setup(self, config: dict) -> None:
+        from pgu_rllib.rllib.algorithm import PGU, discard_logdir
+
+        self.algo = PGU(config=config)
+        discard_logdir(self.algo)
+
+    def reset_config(self, new_config: dict) -> bool:
+        self.algo.stop()
+        self.setup(new_config)
+        return True
+
+    def step(self) -> dict:
+        result = self.algo.train()  # the counters Tune keeps per trial (and restores) are this Trainable's own
+        for key in ("training_iteration", "timesteps_total", "episodes_total", "done"):
+            result.pop(key, None)
+        return result
+
+    def save_checkpoint(self, checkpoint_dir: str):
+        return self.algo.save_checkpoint(checkpoint_dir)
+
+    def load_checkpoint(self, checkpoint) -> None:
+        self.algo.load_checkpoint(checkpoint)
+
+    def cleanup(self) -> None:
+        self.algo.stop()
+
+
 class MultiSeedPGU(tune.Trainable):
     """``PGU`` on every seed of ``config["pgu_seeds"]``; reports ``result["pgu"]`` as PGU does, with
     the objective the mean over seeds."""
@@ -42,6 +89,11 @@ class MultiSeedPGU(tune.Trainable):
         self.algos = [PGU(config={**base, "seed": int(s)}) for s in config[SEEDS]]
         for algo in self.algos:
             discard_logdir(algo)
+
+    def reset_config(self, new_config: dict) -> bool:  # Tune's reuse_actors: see PGUTrial
+        self.cleanup()
+        self.setup(new_config)
+        return True
 
     def step(self) -> dict:
         from pgu_rllib.core.stats import iqm

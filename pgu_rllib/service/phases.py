@@ -10,7 +10,7 @@ import threading
 import time
 
 from pgu_rllib.core.errors import MissingResources, SearchFailed, SearchInterrupted
-from pgu_rllib.service._schedulers import SEEDS, MultiSeedPGU
+from pgu_rllib.service._schedulers import SEEDS, MultiSeedPGU, PGUTrial
 from pgu_rllib.service.lease import Lease
 from pgu_rllib.service.methods import first_draws, make_population_scheduler, make_sampler, make_schedule_reader, make_scheduler
 from pgu_rllib.service.provenance import git_commit, versions
@@ -210,7 +210,6 @@ def fit_tuner(run: SearchRun, tuner, phase: str):
 def new_tuner(run: SearchRun, n: int):
     from ray import tune
 
-    from pgu_rllib.rllib.algorithm import PGU
     from pgu_rllib.service._tune_hooks import (OBJECTIVE, BudgetOrFinished, RecordTrials, ResumableOptunaSearch,
                                                tracking_callback,
                                                TrialSpace, short_dirname)
@@ -219,7 +218,7 @@ def new_tuner(run: SearchRun, n: int):
                                      metric=OBJECTIVE, mode="max", sampler=make_sampler(run), study_name=run.name,
                                      storage=optuna_storage(run.registry.url))
     searcher.pgu_search_id, searcher.pgu_budget = run.search_id, run.budget
-    trainable = PGU if run.seeds_per_trial == 1 else tune.with_resources(
+    trainable = PGUTrial if run.seeds_per_trial == 1 else tune.with_resources(
         MultiSeedPGU, {"cpu": 1, "gpu": run.gpus_per_trial})
     keys_ = {"seed"} | ({SEEDS} if run.seeds_per_trial > 1 else set())  # with each trial's active space keys
     finished = finished_trials(run)
@@ -234,7 +233,8 @@ def new_tuner(run: SearchRun, n: int):
         trainable, param_space=run.base_config,
         tune_config=tune.TuneConfig(metric=OBJECTIVE, mode="max", search_alg=searcher, scheduler=scheduler,
                                     num_samples=n, max_concurrent_trials=min(run.max_concurrent, n),
-                                    trial_dirname_creator=short_dirname),
+                                    trial_dirname_creator=short_dirname,
+                                    reuse_actors=True),  # a worker trains trial after trial (PGUTrial)
         run_config=tune.RunConfig(
             name=run.exp_dir.name if finished == 0 else f"{run.exp_dir.name}-more{finished}",
             storage_path=str(run.exp_dir.parent), stop=BudgetOrFinished(run.budget, run.search_id), verbose=0,
