@@ -12,7 +12,13 @@ CartPole (50k env steps, 10 evaluation episodes):
 scores with the bandit's exact fixed point of each rule beside them (``tasks/bandit_expected``) and
 writes them to ``docs/results/family.json`` (the database is not committed).
 
-    python experiments/family_evidence.py run && python experiments/family_evidence.py table
+``search`` is the fair comparison of the two optimistic arms: the a2c preset's learning rate was tuned
+for Adam, so each arm's plain SGD learning rate is searched (``experiments/spaces/osgd_*.yaml``, lr
+log-uniform in [0.001, 30]) with the same protocol: 12 tuning trials (TPE, ASHA), top 3 × 3 selection
+seeds, the winner on the same 5 test seeds as above (``--seed 0``). ``table`` adds those winners.
+
+    python experiments/family_evidence.py run && python experiments/family_evidence.py search && \
+        python experiments/family_evidence.py table
 """
 from __future__ import annotations
 
@@ -67,6 +73,55 @@ def run() -> None:
             subprocess.run(cmd, cwd=ROOT, check=True)
 
 
+SEARCHED = {"osgd_fixed": "experiments/spaces/osgd_fixed.yaml", "osgd_adaptive": "experiments/spaces/osgd_adaptive.yaml"}
+SEARCH_TRIALS = {"bandit": 12, "cartpole": 8}
+
+
+def _search_name(task, arm):
+    return f"family-{task}-{arm}-searched-lr"
+
+
+def search(tasks=("bandit",)) -> None:
+    reg = _registry()
+    for task in tasks:
+        for arm, space in SEARCHED.items():
+            name = _search_name(task, arm)
+            status = reg.get_search(name).status.value if reg.schema() and reg.search_exists(name) else None
+            if status == "complete":
+                continue
+            cmd = [sys.executable, "-m", "pgu_rllib.cli", "search", "--task", task, "--space", space,
+                   "--trials", str(SEARCH_TRIALS[task]), "--env-steps", str(BUDGETS[task]), "--seed", "0",
+                   "--top-k", "3", "--selection-seeds", "3", "--test-seeds", "5", "--max-concurrent", "2",
+                   "--registry", REGISTRY, "--storage-path", "pgu_results/family", "--name", name,
+                   *(["--resume"] if status else [])]
+            print("[family]", " ".join(cmd), flush=True)
+            subprocess.run(cmd, cwd=ROOT, check=True)
+
+
+def searched_table(reg, stored: dict) -> None:
+    from pgu_rllib.core.stats import summarize
+
+    print("\n| arm (SGD lr searched) | task | winner's lr | selection mean | test mean ± std (IQM) |\n|---|---|---|---|---|")
+    for arm in SEARCHED:
+        for task in BUDGETS:
+            name = _search_name(task, arm)
+            if not (reg.schema() and reg.search_exists(name)):
+                continue
+            row = reg.get_search(name)
+            best = next((b for b in reg.best_rows(task) if b["search_name"] == name), None)
+            if best is None:
+                continue
+            s = summarize(best["test_scores"])
+            fmt = ".4f" if task == "bandit" else ".1f"
+            stored.setdefault(f"{arm}_searched_lr", {})[task] = {
+                "search": name, "budget": row.settings["env_steps"], "trials": row.settings["trials"],
+                "lr": best["params"]["lr"], "selection_mean": best["selection_mean"],
+                "test_seeds": best["test_seeds"], "scores": best["test_scores"], "mean": s["mean"], "std": s["std"],
+                "iqm": s["iqm"]}
+            print(f"| {arm} | {task} | {best['params']['lr']:.4g} | {best['selection_mean']:{fmt}} | "
+                  f"{s['mean']:{fmt}} ± {s['std']:{fmt}} ({s['iqm']:{fmt}}) |")
+
+
 def table() -> None:
     from pgu_rllib.core.stats import summarize
     from pgu_rllib.tasks.bandit_expected import fixed_point
@@ -95,13 +150,19 @@ def table() -> None:
             fmt = ".4f" if task == "bandit" else ".1f"
             cells.append(f"{s['mean']:{fmt}} ± {s['std']:{fmt}} ({s['iqm']:{fmt}})")
         print(f"| {arm} | " + " | ".join(cells) + " |")
+    searched_table(reg, stored)
     (ROOT / "docs/results/family.json").write_text(json.dumps(stored, indent=1))
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("what", choices=["run", "table"])
-    {"run": run, "table": table}[ap.parse_args().what]()
+    ap.add_argument("what", choices=["run", "search", "table"])
+    ap.add_argument("--tasks", nargs="+", default=["bandit"], choices=list(BUDGETS), help="for search")
+    args = ap.parse_args()
+    if args.what == "search":
+        search(tuple(args.tasks))
+    else:
+        {"run": run, "table": table}[args.what]()
 
 
 if __name__ == "__main__":

@@ -201,17 +201,8 @@ def report(name: str, out: str | pathlib.Path, registry: str = DEFAULT_URL) -> p
         draw(out / filename)
 
     esc = html.escape
-    best_html = "<p>No best configuration stored by this search yet.</p>"
-    if best and winner is not None:
-        rows = "".join(f"<tr><td>{esc(str(k))}</td><td>{esc(f'{v:.4g}' if isinstance(v, float) else str(v))}</td></tr>"
-                       for k, v in best["config"].items())
-        test = ("no test scores (migrated from schema 0001)" if best["test_mean"] is None else
-                f"<b>test {best['test_mean']:.4g} ± {_score(best['test_std'])}</b> (median {best['test_median']:.4g}, "
-                f"IQM {best['test_iqm']:.4g}, 95% CI {esc(str([round(c, 4) for c in best['test_ci95'] or []]))}; "
-                f"seeds {esc(str(best['test_seeds']))}; scores {esc(', '.join(f'{s:.4g}' for s in best['test_scores']))})")
-        best_html = (f"<p>{test}. Chosen by its selection mean {best['selection_mean']:.4g} on seeds "
-                     f"{esc(str(best['selection_seeds']))}; tuning score {best['tuning_score']:.4g}.</p>"
-                     f"<table>{rows}</table>")
+    best_html = _best_html(best) if best and winner is not None else \
+        "<p>No best configuration stored by this search yet.</p>"
     trial_rows = "".join(
         f"<tr><td>{esc(t['tune_trial_id'])}</td><td>{_score(t['score'])}</td>"
         f"<td>{t['env_steps']:,}</td><td>{esc(t['status'])}</td>"
@@ -236,3 +227,17 @@ table{{border-collapse:collapse;font-size:.9em}} td,th{{border:1px solid #ccc;pa
     index = out / "index.html"
     index.write_text(page)
     return index
+
+
+def _best_html(best: dict) -> str:
+    """The winner's test scores, how it was chosen, and its configuration, as HTML."""
+    esc = html.escape
+    rows = "".join(f"<tr><td>{esc(str(k))}</td><td>{esc(f'{v:.4g}' if isinstance(v, float) else str(v))}</td></tr>"
+                   for k, v in best["config"].items())
+    test = ("no test scores (migrated from schema 0001)" if best["test_mean"] is None else
+            f"<b>test {best['test_mean']:.4g} ± {_score(best['test_std'])}</b> (median {best['test_median']:.4g}, "
+            f"IQM {best['test_iqm']:.4g}, 95% CI {esc(str([round(c, 4) for c in best['test_ci95'] or []]))}; "
+            f"seeds {esc(str(best['test_seeds']))}; scores {esc(', '.join(f'{s:.4g}' for s in best['test_scores']))})")
+    return (f"<p>{test}. Chosen by its selection mean {best['selection_mean']:.4g} on seeds "
+            f"{esc(str(best['selection_seeds']))}; tuning score {best['tuning_score']:.4g}.</p>"
+            f"<table>{rows}</table>")

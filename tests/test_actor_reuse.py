@@ -6,7 +6,7 @@ worker ran which trial."""
 import numpy as np
 import pytest
 
-from pgu_rllib.service._schedulers import SEEDS, MultiSeedPGU, PGUTrial
+from pgu_rllib.service._trainables import SEEDS, MultiSeedPGU, PGUTrial
 from pgu_rllib.tasks.training import build_config
 
 BASE = {"train_batch_size_per_learner": 256, "minibatch_size": 64, "num_epochs": 2}

@@ -77,6 +77,7 @@ def _init_ray(num_cpus, num_gpus) -> bool:
     global started_session_dir
     with loopback_node_ip():
         context = ray.init(
+            address="local",  # a new local Ray, never a `ray start` cluster Ray would find on this machine
             num_cpus=num_cpus or os.cpu_count(),
             num_gpus=num_gpus,
             include_dashboard=False,

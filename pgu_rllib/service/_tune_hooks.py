@@ -220,7 +220,8 @@ def short_dirname(trial) -> str:
     tag = ",".join(f"{str(k).split('/')[-1]}={v:.3g}" if isinstance(v, float) else f"{str(k).split('/')[-1]}={v}"
                    for k, v in list(params.items())[:6] if k != "seed" or job)
     tag = re.sub(r"[^A-Za-z0-9=.,_-]", "", tag)
-    return f"{trial.trainable_name}_{trial.trial_id}" + (f"_{tag}"[:100] if tag else "")
+    name = "PGU" if trial.trainable_name == "PGUTrial" else trial.trainable_name  # tuning trials: PGU_<id>, as ever
+    return f"{name}_{trial.trial_id}" + (f"_{tag}"[:100] if tag else "")
 
 
 def sampled_params(config: dict, keys: set[str]) -> dict:
@@ -391,91 +392,3 @@ class RecordEvaluations(_Recorder):
         self._done += 1
         self._line(f"{self.phase} run {self._done}/{self.total} candidate {job['candidate']} seed {job['seed']} "
                    f"score {_fmt(float(last['score']))}")
-
-
-class EvaluationRun(tune.Trainable):
-    """Train one configuration on one seed to the full budget, reporting the objective each
-    iteration; the last report carries the task's final ``score`` (``Task.score``: the evaluator, or
-    the exact metric), and the final policy is stored at the job's ``policy_path`` (episodic tasks)."""
-
-    def __init__(self, *args, **kwargs):
-        from pgu_rllib.rllib.ray_session import quiet_logs
-
-        quiet_logs()  # before Tune's own start-up lines
-        super().__init__(*args, **kwargs)
-
-    def setup(self, config: dict) -> None:
-        from pgu_rllib.rllib.algorithm import PGU, discard_logdir
-
-        self.job = config["job"]
-        self.algo = PGU(config=self.job["config"])
-        discard_logdir(self.algo)
-
-    def reset_config(self, new_config: dict) -> bool:
-        """Tune's actor reuse: the next run of the phase in this process, with a new algorithm (the
-        process start-up and imports are paid once per worker, not once per run)."""
-        self.algo.stop()
-        self.setup(new_config)
-        return True
-
-    def step(self) -> dict:
-        from pgu_rllib.tasks import get_task
-
-        result = self.algo.train()
-        steps = int(result[STEPS])
-        out = {OBJECTIVE: result[keys.PGU][keys.OBJECTIVE], STEPS: steps,
-               keys.NODE_ID: result[keys.PGU].get(keys.NODE_ID)}
-        if steps >= int(self.job["budget"]):
-            score, policy, eval_steps = get_task(self.job["task"]).score(self.algo, result)  # the Task itself
-            out.update({"score": score, "done": True, keys.EVAL_ENV_STEPS: eval_steps})
-            if policy is not None and self.job.get("policy_path"):
-                policy.meta.update(seed=self.job["seed"], env_steps=steps, params=self.job["params"],
-                                   config_hash=self.job.get("config_hash"))
-                out["policy_path"] = str(policy.save(self.job["policy_path"]))
-        return out
-
-    def cleanup(self) -> None:
-        self.algo.stop()
-
-
-
-def tracking_callback(kind: str, name: str, space: dict, keys_: set, uri: str | None = None):
-    """Tune's MLflow or W&B logger for a search's tuning trials (``--tracking``): each trial is a run named by
-    its trial id, with the keys the trial sampled as parameters and the objective, the training and
-    evaluation returns and the env steps as metrics per iteration. Optional extras: ``pgu-rllib[mlflow]``,
-    ``pgu-rllib[wandb]``."""
-    from pgu_rllib.service.spaces import active_keys
-
-    def params(trial):
-        return {k: v for k, v in sampled_params(trial.config, keys_ | active_keys(space, trial.config)).items()
-                if not isinstance(v, (dict, list))}
-
-    def metrics(result):
-        pgu = result.get(keys.PGU, {})
-        out = {k: pgu.get(k) for k in (keys.OBJECTIVE, keys.EPISODE_RETURN_MEAN, keys.EVAL_RETURN_MEAN)}
-        out[STEPS] = result.get(STEPS)
-        return {k: float(v) for k, v in out.items() if isinstance(v, (int, float)) and math.isfinite(v)}
-
-    if kind == "mlflow":
-        from ray.air.integrations.mlflow import MLflowLoggerCallback
-
-        class Tracker(MLflowLoggerCallback):
-            def log_trial_start(self, trial):
-                runs = self.__dict__.setdefault("pgu_runs", {})
-                if trial.trial_id not in runs:
-                    run = self.mlflow_util.start_run(tags={**(self.tags or {}), "trial_name": str(trial)},
-                                                     run_name=trial.trial_id)
-                    runs[trial.trial_id] = run.info.run_id
-                self.mlflow_util.log_params(run_id=runs[trial.trial_id], params_to_log=params(trial))
-
-            def log_trial_result(self, iteration, trial, result):
-                self.mlflow_util.log_metrics(run_id=self.pgu_runs[trial.trial_id], metrics_to_log=metrics(result),
-                                             step=int(result.get(STEPS, iteration)))
-
-            def log_trial_end(self, trial, failed=False):
-                self.mlflow_util.end_run(status="FAILED" if failed else "FINISHED", run_id=self.pgu_runs[trial.trial_id])
-
-        return Tracker(tracking_uri=uri, experiment_name=name)
-    from ray.air.integrations.wandb import WandbLoggerCallback
-
-    return WandbLoggerCallback(project=name, excludes=["config"])

@@ -24,7 +24,7 @@ SAMPLERS = ("tpe", "random", "cmaes", "gp")
 SCHEDULERS = (None, "pbt", "pb2")
 
 
-TRACKERS = ("mlflow", "wandb")  # --tracking: Tune's logger callbacks (``_tune_hooks.tracking_callback``)
+TRACKERS = ("mlflow", "wandb")  # --tracking: Tune's logger callbacks (``make_tracker``)
 
 
 def make_sampler(run: SearchRun):
@@ -106,3 +106,49 @@ def first_draws(run: SearchRun, n: int) -> list[dict]:
         study.tell(trial, 0.0)
         points.append(point)
     return points
+
+
+def make_tracker(kind: str, name: str, space: dict, keys_: set, uri: str | None = None):
+    """Tune's MLflow or W&B logger for a search's tuning trials (``--tracking``): each trial is a run named by
+    its trial id, with the keys the trial sampled as parameters and the objective, the training and
+    evaluation returns and the env steps as metrics per iteration. Optional extras: ``pgu-rllib[mlflow]``,
+    ``pgu-rllib[wandb]``."""
+    import math
+
+    from pgu_rllib.rllib import keys
+    from pgu_rllib.service._tune_hooks import STEPS, sampled_params
+    from pgu_rllib.service.spaces import active_keys
+
+    def params(trial):
+        return {k: v for k, v in sampled_params(trial.config, keys_ | active_keys(space, trial.config)).items()
+                if not isinstance(v, (dict, list))}
+
+    def metrics(result):
+        pgu = result.get(keys.PGU, {})
+        out = {k: pgu.get(k) for k in (keys.OBJECTIVE, keys.EPISODE_RETURN_MEAN, keys.EVAL_RETURN_MEAN)}
+        out[STEPS] = result.get(STEPS)
+        return {k: float(v) for k, v in out.items() if isinstance(v, (int, float)) and math.isfinite(v)}
+
+    if kind == "mlflow":
+        from ray.air.integrations.mlflow import MLflowLoggerCallback
+
+        class Tracker(MLflowLoggerCallback):
+            def log_trial_start(self, trial):
+                runs = self.__dict__.setdefault("pgu_runs", {})
+                if trial.trial_id not in runs:
+                    run = self.mlflow_util.start_run(tags={**(self.tags or {}), "trial_name": str(trial)},
+                                                     run_name=trial.trial_id)
+                    runs[trial.trial_id] = run.info.run_id
+                self.mlflow_util.log_params(run_id=runs[trial.trial_id], params_to_log=params(trial))
+
+            def log_trial_result(self, iteration, trial, result):
+                self.mlflow_util.log_metrics(run_id=self.pgu_runs[trial.trial_id], metrics_to_log=metrics(result),
+                                             step=int(result.get(STEPS, iteration)))
+
+            def log_trial_end(self, trial, failed=False):
+                self.mlflow_util.end_run(status="FAILED" if failed else "FINISHED", run_id=self.pgu_runs[trial.trial_id])
+
+        return Tracker(tracking_uri=uri, experiment_name=name)
+    from ray.air.integrations.wandb import WandbLoggerCallback
+
+    return WandbLoggerCallback(project=name, excludes=["config"])

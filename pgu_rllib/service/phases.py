@@ -10,9 +10,10 @@ import threading
 import time
 
 from pgu_rllib.core.errors import MissingResources, SearchFailed, SearchInterrupted
-from pgu_rllib.service._schedulers import SEEDS, MultiSeedPGU, PGUTrial
+from pgu_rllib.service._trainables import SEEDS, EvaluationRun, MultiSeedPGU, PGUTrial
 from pgu_rllib.service.lease import Lease
-from pgu_rllib.service.methods import first_draws, make_population_scheduler, make_sampler, make_schedule_reader, make_scheduler
+from pgu_rllib.service.methods import (first_draws, make_population_scheduler, make_sampler, make_schedule_reader,
+                                      make_scheduler, make_tracker)
 from pgu_rllib.service.provenance import git_commit, versions
 from pgu_rllib.service.registry import REGISTRY_ENV, Phase, SearchStatus, optuna_storage
 from pgu_rllib.service.run import FAILURE_RETRIES, SearchRun, finished_trials, plural
@@ -20,6 +21,13 @@ from pgu_rllib.core.stats import summarize
 
 
 RESOURCE_WAIT_ENV = "PGU_RESOURCE_WAIT_S"  # how long to wait for an autoscaler (default 120 s on a cluster)
+REUSE_ENV = "PGU_REUSE_ACTORS"  # "0": a fresh worker process per trial and run (``_trainables``: reuse is the default)
+
+
+def reuse_actors() -> bool:
+    """Tune's ``reuse_actors`` for every phase: a worker trains run after run (same numbers as fresh workers,
+    ``tests/test_actor_reuse.py``) unless ``PGU_REUSE_ACTORS=0``, e.g. for a plugin task with global state."""
+    return os.environ.get(REUSE_ENV, "1") != "0"
 
 
 def largest_run(run: SearchRun) -> dict:
@@ -103,7 +111,6 @@ def run_tuning(run: SearchRun, resume: bool) -> None:
     ``run.tuning_env_steps`` training env steps are spent (``TuningMeter``)."""
     from ray import tune
 
-    from pgu_rllib.rllib.algorithm import PGU
     from pgu_rllib.service._tune_hooks import TuningMeter
 
     # Tune's experiment state every 10 s: a kill loses at most that much of it (the registry, not Tune's
@@ -117,9 +124,7 @@ def run_tuning(run: SearchRun, resume: bool) -> None:
     try:
         if resume and tune.Tuner.can_restore(str(run.exp_dir)) and more():
             run.progress(f"{run.label} resuming the tuning phase from {run.exp_dir}")
-            tuner = tune.Tuner.restore(str(run.exp_dir), trainable=PGU, resume_unfinished=True, resume_errored=True,
-                                       param_space=run.base_config)  # Tune stored its objects as placeholders
-            fit_tuner(run, tuner, "tuning")
+            fit_tuner(run, restore_tuner(run), "tuning")
         if more():
             remaining = run.trials - finished_trials(run)
             if resume:
@@ -207,19 +212,54 @@ def fit_tuner(run: SearchRun, tuner, phase: str):
     return results
 
 
+def trial_loggers() -> list:
+    """Tune's JSON and CSV trial loggers that keep every row when a trial restarts in the same driver
+    (``rllib.accel.tune_loggers``); Tune adds its TensorBoard logger as usual."""
+    from pgu_rllib.rllib.accel.tune_loggers import CSVLogger, JsonLogger
+
+    return [CSVLogger(), JsonLogger()]
+
+
+def tuning_trainable(run: SearchRun):
+    """What a tuning trial runs: ``PGUTrial`` (one seed) or ``MultiSeedPGU`` (k seeds in one process, one CPU)."""
+    from ray import tune
+
+    if run.seeds_per_trial == 1:
+        return PGUTrial
+    return tune.with_resources(MultiSeedPGU, {"cpu": 1, "gpu": run.gpus_per_trial})
+
+
+def restore_tuner(run: SearchRun):
+    """Tune's stored tuning state, its unfinished trials resumed. Tune stored its objects as placeholders, so the
+    trainable is given again; a state written before the tuning trials were reusable (they ran ``PGU`` itself) gets
+    ``PGU`` back."""
+    from ray import tune
+
+    def restore(trainable):
+        return tune.Tuner.restore(str(run.exp_dir), trainable=trainable, resume_unfinished=True, resume_errored=True,
+                                  param_space=run.base_config)
+
+    try:
+        return restore(tuning_trainable(run))
+    except ValueError as err:
+        if "identifier 'PGU'" not in str(err) and "expected 'PGU'" not in str(err):
+            raise
+        from pgu_rllib.rllib.algorithm import PGU
+
+        return restore(PGU)
+
+
 def new_tuner(run: SearchRun, n: int):
     from ray import tune
 
     from pgu_rllib.service._tune_hooks import (OBJECTIVE, BudgetOrFinished, RecordTrials, ResumableOptunaSearch,
-                                               tracking_callback,
                                                TrialSpace, short_dirname)
 
     searcher = ResumableOptunaSearch(space=TrialSpace(run.space, run.seeds.tuning_base, run.seeds_per_trial),
                                      metric=OBJECTIVE, mode="max", sampler=make_sampler(run), study_name=run.name,
                                      storage=optuna_storage(run.registry.url))
     searcher.pgu_search_id, searcher.pgu_budget = run.search_id, run.budget
-    trainable = PGUTrial if run.seeds_per_trial == 1 else tune.with_resources(
-        MultiSeedPGU, {"cpu": 1, "gpu": run.gpus_per_trial})
+    trainable = tuning_trainable(run)
     keys_ = {"seed"} | ({SEEDS} if run.seeds_per_trial > 1 else set())  # with each trial's active space keys
     finished = finished_trials(run)
     scheduler = make_scheduler(run)
@@ -234,14 +274,14 @@ def new_tuner(run: SearchRun, n: int):
         tune_config=tune.TuneConfig(metric=OBJECTIVE, mode="max", search_alg=searcher, scheduler=scheduler,
                                     num_samples=n, max_concurrent_trials=min(run.max_concurrent, n),
                                     trial_dirname_creator=short_dirname,
-                                    reuse_actors=True),  # a worker trains trial after trial (PGUTrial)
+                                    reuse_actors=reuse_actors()),
         run_config=tune.RunConfig(
             name=run.exp_dir.name if finished == 0 else f"{run.exp_dir.name}-more{finished}",
             storage_path=str(run.exp_dir.parent), stop=BudgetOrFinished(run.budget, run.search_id), verbose=0,
-            callbacks=[RecordTrials(run.search_id, keys_, run.trials, run.budget, run.label, space=run.space.params,
+            callbacks=[*trial_loggers(), RecordTrials(run.search_id, keys_, run.trials, run.budget, run.label, space=run.space.params,
                                     planned_steps=run.tuning_env_steps or run.trials * run.seeds_per_trial * run.budget,
                                     schedules=make_schedule_reader(run) if run.scheduler else None),
-                       *([tracking_callback(run.tracking, run.name, run.space.params, keys_, run.tracking_uri)]
+                       *([make_tracker(run.tracking, run.name, run.space.params, keys_, run.tracking_uri)]
                          if run.tracking else [])],
             # a trial whose worker dies (an infrastructure fault) is re-run from its start, twice at most;
             # only a trial that fails three times is recorded as the configuration's error
@@ -273,7 +313,7 @@ def run_phase(run: SearchRun, phase: Phase, jobs: list[tuple[int, dict, int]]) -
     Returns the phase's rows for these jobs."""
     from ray import tune
 
-    from pgu_rllib.service._tune_hooks import EvaluationRun, RecordEvaluations, config_hash, short_dirname
+    from pgu_rllib.service._tune_hooks import RecordEvaluations, config_hash, short_dirname
 
     protocol = run.task.protocol(run.objective)
     hashes = {(i, s): config_hash({**run.base_config, **params}, run.budget, protocol) for i, params, s in jobs}
@@ -297,9 +337,10 @@ def run_phase(run: SearchRun, phase: Phase, jobs: list[tuple[int, dict, int]]) -
         tuner = tune.Tuner(
             trainable, param_space={"job": tune.grid_search(configs)},
             tune_config=tune.TuneConfig(max_concurrent_trials=min(run.max_concurrent, len(todo)),
-                                        trial_dirname_creator=short_dirname, reuse_actors=True),
+                                        trial_dirname_creator=short_dirname, reuse_actors=reuse_actors()),
             run_config=tune.RunConfig(name=f"{run.exp_dir.name}-{phase.value}-{int(t0)}",
-                                      storage_path=str(run.exp_dir.parent), verbose=0, callbacks=[recorder],
+                                      storage_path=str(run.exp_dir.parent), verbose=0,
+                                      callbacks=[*trial_loggers(), recorder],
                                       failure_config=tune.FailureConfig(max_failures=FAILURE_RETRIES),
                                       checkpoint_config=tune.CheckpointConfig(checkpoint_at_end=False)))
         try:

@@ -19,8 +19,6 @@ Example::
 """
 from __future__ import annotations
 
-import datetime as dt
-import enum
 import hashlib
 import json
 import os
@@ -30,159 +28,13 @@ import tempfile
 import sqlalchemy as sa
 from sqlalchemy import orm
 
-DEFAULT_URL = "sqlite:///pgu_results/registry.db"
+from pgu_rllib.service.tables import (BestRow, EvaluationRow, Phase, SearchRow, SearchStatus, TrialRow, TrialStatus,
+                                      columns, now)
+from pgu_rllib.service.urls import DEFAULT_URL, check_url, first_line, mask_password, url_secrets
+
 VERSION_TABLE = "pgu_alembic_version"
 REGISTRY_ENV = "PGU_REGISTRY_URL"  # how a search's Tune callbacks find its registry (never pickled)
 MIGRATIONS = pathlib.Path(__file__).resolve().parent / "migrations"
-
-
-class SearchStatus(str, enum.Enum):
-    RUNNING = "running"
-    COMPLETE = "complete"
-    INTERRUPTED = "interrupted"
-    FAILED = "failed"
-
-
-class TrialStatus(str, enum.Enum):
-    COMPLETE = "complete"  # ran the full budget
-    STOPPED_EARLY = "stopped_early"  # stopped by the scheduler (ASHA)
-    ERROR = "error"
-
-
-class Phase(str, enum.Enum):
-    SELECTION = "selection"  # top-k re-trained on the selection seeds; the winner is chosen here
-    TEST = "test"  # the winner re-trained on the test seeds; reported, never used for a choice
-
-
-def _enum(cls):
-    return sa.Enum(cls, native_enum=False, length=32, values_callable=lambda e: [m.value for m in e],
-                   validate_strings=True, create_constraint=False)
-
-
-class Base(orm.DeclarativeBase):
-    type_annotation_map = {dict: sa.JSON, list: sa.JSON}
-
-
-def _now():
-    return dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
-
-
-class SearchRow(Base):
-    __tablename__ = "pgu_searches"
-    id: orm.Mapped[int] = orm.mapped_column(primary_key=True)
-    name: orm.Mapped[str] = orm.mapped_column(sa.String(200), unique=True)
-    task: orm.Mapped[str] = orm.mapped_column(sa.String(64))
-    space: orm.Mapped[str] = orm.mapped_column(sa.String(200))
-    space_yaml: orm.Mapped[str] = orm.mapped_column(sa.Text)
-    settings: orm.Mapped[dict]  # trials, budget, seed, ...
-    status: orm.Mapped[SearchStatus] = orm.mapped_column(_enum(SearchStatus))
-    storage_path: orm.Mapped[str] = orm.mapped_column(sa.Text)
-    versions: orm.Mapped[dict]
-    git_commit: orm.Mapped[str | None] = orm.mapped_column(sa.String(64), nullable=True)
-    timings: orm.Mapped[dict] = orm.mapped_column(default=dict)  # phase -> {wall_s, env_steps, eval_env_steps}
-    # the lease of the one process writing this search (holder, pid, host, heartbeat); NULL when none
-    lease_holder: orm.Mapped[str | None] = orm.mapped_column(sa.String(100), nullable=True)
-    lease_pid: orm.Mapped[int | None] = orm.mapped_column(sa.Integer, nullable=True)
-    lease_host: orm.Mapped[str | None] = orm.mapped_column(sa.String(255), nullable=True)
-    lease_heartbeat: orm.Mapped[dt.datetime | None] = orm.mapped_column(nullable=True)
-    created_at: orm.Mapped[dt.datetime] = orm.mapped_column(default=_now)
-    updated_at: orm.Mapped[dt.datetime] = orm.mapped_column(default=_now, onupdate=_now)
-
-
-class TrialRow(Base):
-    __tablename__ = "pgu_trials"
-    __table_args__ = (sa.UniqueConstraint("search_id", "tune_trial_id"),)
-    id: orm.Mapped[int] = orm.mapped_column(primary_key=True)
-    search_id: orm.Mapped[int] = orm.mapped_column(sa.ForeignKey("pgu_searches.id"))
-    tune_trial_id: orm.Mapped[str] = orm.mapped_column(sa.String(64))
-    params: orm.Mapped[dict]  # the sampled keys
-    score: orm.Mapped[float | None] = orm.mapped_column(sa.Float, nullable=True)
-    env_steps: orm.Mapped[int] = orm.mapped_column(sa.Integer, default=0)
-    iterations: orm.Mapped[int] = orm.mapped_column(sa.Integer, default=0)
-    status: orm.Mapped[TrialStatus] = orm.mapped_column(_enum(TrialStatus))
-    node_id: orm.Mapped[str | None] = orm.mapped_column(sa.String(64), nullable=True)
-    curve: orm.Mapped[list] = orm.mapped_column(default=list)  # [[env_steps, objective], ...]
-    config_hash: orm.Mapped[str | None] = orm.mapped_column(sa.String(64), nullable=True)
-    metrics: orm.Mapped[dict | None] = orm.mapped_column(nullable=True)  # both objectives at its end, eval env steps
-    finished_at: orm.Mapped[dt.datetime] = orm.mapped_column(default=_now)
-
-
-class EvaluationRow(Base):
-    __tablename__ = "pgu_evaluations"
-    __table_args__ = (sa.UniqueConstraint("search_id", "phase", "candidate", "seed"),)
-    id: orm.Mapped[int] = orm.mapped_column(primary_key=True)
-    search_id: orm.Mapped[int] = orm.mapped_column(sa.ForeignKey("pgu_searches.id"))
-    phase: orm.Mapped[Phase] = orm.mapped_column(_enum(Phase))
-    candidate: orm.Mapped[int] = orm.mapped_column(sa.Integer)  # rank by tuning score, 0 = best
-    params: orm.Mapped[dict]
-    seed: orm.Mapped[int] = orm.mapped_column(sa.Integer)
-    score: orm.Mapped[float] = orm.mapped_column(sa.Float)
-    node_id: orm.Mapped[str | None] = orm.mapped_column(sa.String(64), nullable=True)
-    curve: orm.Mapped[list] = orm.mapped_column(default=list)  # [[env_steps, objective], ...]
-    wall_s: orm.Mapped[float | None] = orm.mapped_column(sa.Float, nullable=True)
-    # what it ran: the hash of its resolved configuration, budget and evaluation protocol (reuse needs a match)
-    config_hash: orm.Mapped[str | None] = orm.mapped_column(sa.String(64), nullable=True)
-    policy_path: orm.Mapped[str | None] = orm.mapped_column(sa.Text, nullable=True)  # the stored final policy
-    eval_env_steps: orm.Mapped[int | None] = orm.mapped_column(sa.Integer, nullable=True)
-    finished_at: orm.Mapped[dt.datetime] = orm.mapped_column(default=_now)
-
-
-class BestRow(Base):
-    __tablename__ = "pgu_best"
-    __table_args__ = (sa.UniqueConstraint("task", "space", "protocol_key"),)
-    id: orm.Mapped[int] = orm.mapped_column(primary_key=True)
-    task: orm.Mapped[str] = orm.mapped_column(sa.String(64))
-    space: orm.Mapped[str] = orm.mapped_column(sa.String(200))
-    protocol_key: orm.Mapped[str] = orm.mapped_column(sa.String(64))  # budget, seed counts, evaluation: like with like
-    search_name: orm.Mapped[str] = orm.mapped_column(sa.String(200))
-    preset: orm.Mapped[str] = orm.mapped_column(sa.String(64))
-    params: orm.Mapped[dict]  # overrides on top of the preset
-    config: orm.Mapped[dict]  # the readable summary
-    tuning_score: orm.Mapped[float] = orm.mapped_column(sa.Float)
-    selection_mean: orm.Mapped[float] = orm.mapped_column(sa.Float)
-    selection_scores: orm.Mapped[list]
-    selection_seeds: orm.Mapped[list]
-    # NULL for rows migrated from the old schema, which had no test seeds.
-    test_mean: orm.Mapped[float | None] = orm.mapped_column(sa.Float, nullable=True)
-    test_std: orm.Mapped[float | None] = orm.mapped_column(sa.Float, nullable=True)
-    test_median: orm.Mapped[float | None] = orm.mapped_column(sa.Float, nullable=True)
-    test_iqm: orm.Mapped[float | None] = orm.mapped_column(sa.Float, nullable=True)
-    test_ci95: orm.Mapped[list | None] = orm.mapped_column(nullable=True)
-    test_scores: orm.Mapped[list | None] = orm.mapped_column(nullable=True)
-    test_seeds: orm.Mapped[list | None] = orm.mapped_column(nullable=True)
-    protocol: orm.Mapped[dict]  # budget, evaluation, seed sets, selection rule
-    versions: orm.Mapped[dict]
-    git_commit: orm.Mapped[str | None] = orm.mapped_column(sa.String(64), nullable=True)
-    created_at: orm.Mapped[dt.datetime] = orm.mapped_column(default=_now)
-    updated_at: orm.Mapped[dt.datetime] = orm.mapped_column(default=_now, onupdate=_now)
-
-    def as_dict(self) -> dict:
-        out = {c.name: getattr(self, c.name) for c in self.__table__.columns}
-        for key in ("created_at", "updated_at"):
-            out[key] = out[key].isoformat() + "Z"
-        return out
-
-
-def _columns(row, skip=()) -> dict:
-    """A row as a dict of its columns (enums as their values): a new column shows up in every reader."""
-    out = {}
-    for column in row.__table__.columns:
-        if column.name not in skip:
-            value = getattr(row, column.name)
-            out[column.name] = value.value if isinstance(value, enum.Enum) else value
-    return out
-
-
-def check_url(url: str) -> sa.engine.URL:
-    """Parse ``url`` or raise a one-line ``ValueError``."""
-    try:
-        return sa.engine.make_url(url)
-    except Exception:
-        shown = mask_password(url, url_secrets(url))
-        if "@" in shown and "***@" not in shown:  # too broken for the URL masks: hide all of its user part
-            shown = "***@" + shown.rsplit("@", 1)[1]
-        raise ValueError(f"registry URL {shown!r} is malformed; expected an SQLAlchemy URL such as "
-                         f"{DEFAULT_URL} or postgresql://user@host/db") from None
 
 
 def _alembic_config(connection):
@@ -228,12 +80,12 @@ class Registry:
             self.engine = sa.create_engine(parsed, future=True, pool_pre_ping=True, **engine_kwargs(url))
         except Exception as err:  # unknown dialect, missing driver
             raise ValueError(f"registry URL {self.safe_url!r} cannot be used: {type(err).__name__}: "
-                             f"{_first_line(err, url_secrets(url))}") from None
+                             f"{first_line(err, url_secrets(url))}") from None
         self.Session = orm.sessionmaker(self.engine, expire_on_commit=False)
 
     def _unreachable(self, err) -> ValueError:
         return ValueError(f"registry {self.safe_url} is unreachable: "
-                          f"{_first_line(getattr(err, 'orig', err), url_secrets(self.url))}")
+                          f"{first_line(getattr(err, 'orig', err), url_secrets(self.url))}")
 
     def connect(self) -> "Registry":
         """Create the directory (SQLite) and create or upgrade the schema to the current revision."""
@@ -363,7 +215,7 @@ class Registry:
                 row.status = SearchStatus.RUNNING
                 row.settings = settings
             if holder:
-                row.lease_holder, row.lease_pid, row.lease_host, row.lease_heartbeat = holder, pid, host, _now()
+                row.lease_holder, row.lease_pid, row.lease_host, row.lease_heartbeat = holder, pid, host, now()
             s.flush()
             return row
 
@@ -379,14 +231,14 @@ class Registry:
                 raise KeyError(name)
             if row.lease_holder and row.lease_holder != holder and not _lease_expired(row, host):
                 return _holder(row)
-            row.lease_holder, row.lease_pid, row.lease_host, row.lease_heartbeat = holder, pid, host, _now()
+            row.lease_holder, row.lease_pid, row.lease_host, row.lease_heartbeat = holder, pid, host, now()
             return None
 
     def heartbeat(self, name: str, holder: str) -> bool:
         """Renew the lease; False when another process took it over (ours had expired)."""
         with self.Session.begin() as s:
             done = s.execute(sa.update(SearchRow).where(SearchRow.name == name, SearchRow.lease_holder == holder)
-                             .values(lease_heartbeat=_now()))
+                             .values(lease_heartbeat=now()))
             return done.rowcount == 1
 
     def release_lease(self, name: str, holder: str) -> None:
@@ -397,7 +249,7 @@ class Registry:
     def set_status(self, name: str, status: SearchStatus) -> None:
         with self.Session.begin() as s:
             s.execute(sa.update(SearchRow).where(SearchRow.name == name)
-                      .values(status=SearchStatus(status), updated_at=_now()))
+                      .values(status=SearchStatus(status), updated_at=now()))
 
     def add_timing(self, name: str, phase: str, *, wall_s: float, env_steps: int, eval_env_steps: int = 0) -> None:
         """Add one phase's wall time, training env steps and evaluation env steps to the search's totals
@@ -427,7 +279,7 @@ class Registry:
         with self.Session() as s:
             rows = s.scalars(sa.select(TrialRow).where(TrialRow.search_id == search_id)
                              .order_by(TrialRow.id)).all()
-            return [{**_columns(r, skip=("id", "search_id", "finished_at")), "metrics": r.metrics or {}} for r in rows]
+            return [{**columns(r, skip=("id", "search_id", "finished_at")), "metrics": r.metrics or {}} for r in rows]
 
     # -- selection and test evaluations, the best row ------------------------------------------
     def record_evaluation(self, search_id: int, phase: Phase, row: dict) -> None:
@@ -445,7 +297,7 @@ class Registry:
             q = sa.select(EvaluationRow).where(EvaluationRow.search_id == search_id)
             if phase is not None:
                 q = q.where(EvaluationRow.phase == Phase(phase))
-            return [_columns(r, skip=("id", "search_id", "finished_at"))
+            return [columns(r, skip=("id", "search_id", "finished_at"))
                     for r in s.scalars(q.order_by(EvaluationRow.id)).all()]
 
     def put_best(self, **fields) -> None:
@@ -459,7 +311,7 @@ class Registry:
             else:
                 for k, v in fields.items():
                     setattr(row, k, v)
-                row.updated_at = _now()
+                row.updated_at = now()
 
     def best(self, task: str, space: str | None = None, key: str | None = None) -> dict | None:
         """The best row for (task, space, protocol ``key``); without ``space`` or ``key``, the row with
@@ -487,7 +339,7 @@ def _holder(row) -> str:
 
 
 def _lease_expired(row, host: str) -> bool:
-    if row.lease_heartbeat is None or (_now() - row.lease_heartbeat).total_seconds() > LEASE_TTL_S:
+    if row.lease_heartbeat is None or (now() - row.lease_heartbeat).total_seconds() > LEASE_TTL_S:
         return True
     if row.lease_host == host and row.lease_pid:
         try:
@@ -532,45 +384,3 @@ def _has_version_table(connection) -> bool:
     return sa.inspect(connection).has_table(VERSION_TABLE)
 
 
-def _first_line(err, secrets: list[str] | None = None) -> str:
-    return mask_password(str(err).splitlines()[0] if str(err) else type(err).__name__, secrets)
-
-
-MIN_SECRET = 4  # shorter passwords are hidden inside URLs only (replacing "ab" in every message would garble it)
-
-
-def url_secrets(url: str) -> list[str]:
-    """The secrets in a database URL, as SQLAlchemy parses it: the password, a ``password=`` query
-    value, and, for a password with an unescaped ``@`` (``user:p@ss@host``, which SQLAlchemy splits at
-    the first ``@``), everything between ``user:`` and the last ``@`` of the authority. Each also
-    percent-encoded; of at least ``MIN_SECRET`` characters."""
-    import re
-    from urllib.parse import quote, quote_plus
-
-    found = []
-    try:
-        parsed = sa.engine.make_url(url)
-    except Exception:
-        parsed = None
-    if parsed is not None:
-        if parsed.password:
-            found.append(str(parsed.password))
-        value = parsed.query.get("password")
-        found += [value] if isinstance(value, str) else list(value or ())
-    authority = re.match(r"[A-Za-z][A-Za-z0-9+.\-]*://(.*)@", url.split("?", 1)[0])  # up to the last '@'
-    if authority and ":" in authority.group(1):
-        found.append(authority.group(1).split(":", 1)[1])
-    found = [f for f in found if len(f) >= MIN_SECRET and not any(g != f and g.startswith(f + "@") for g in found)]
-    return sorted({*found, *(quote(f, safe="") for f in found), *(quote_plus(f) for f in found)}, key=len,
-                  reverse=True)
-
-
-def mask_password(text: str, secrets: list[str] | None = None) -> str:
-    """``text`` with every secret of ``secrets`` (``url_secrets``) replaced by ``***``, and the password of
-    any other ``scheme://user:password@host`` URL or ``password=`` parameter in it hidden too."""
-    import re
-
-    for secret in secrets or ():
-        text = text.replace(secret, "***")
-    text = re.sub(r"(\b[a-zA-Z][a-zA-Z0-9+.\-]*://[^:/@\s]*:)[^\s]*@", r"\1***@", text)
-    return re.sub(r"(password=)[^&\s'\"]*", r"\1***", text, flags=re.IGNORECASE)

@@ -89,6 +89,24 @@ def search(task: str, space: str = "paper", trials: int = 12, *, max_concurrent:
     schedule of those values (its lineage) is stored with it, and the selection and test runs, ``export``
     and ``pgu train --from-best`` replay the winner's schedule.
     """
+    arguments = dict(locals())  # every argument, checked once in prepare_run
+    run, settings = prepare_run(**{k: v for k, v in arguments.items() if k not in ("resume", "dry_run")})
+    check_new_or_resume(run.registry, run.name, run.exp_dir, resume)
+    if resume:
+        check_resume(run.registry, run.name, run.task.name, run.space.source, settings)
+    if dry_run:
+        run.max_concurrent = run.max_concurrent or min(run.trials, os.cpu_count() or 1)
+        return {"status": "dry-run", "name": run.name, "task": run.task.name, "space": run.space.name,
+                "plan": _plan(run), "registry": run.registry.safe_url, "storage_path": str(run.exp_dir),
+                "settings": settings}
+    return run_protocol(run, settings, resume)
+
+
+def prepare_run(*, task, space, trials, max_concurrent, env_steps, seed, registry, storage_path, name,
+                gpus_per_trial, top_k, selection_seeds, test_seeds, seeds_per_trial, pruner, sampler, scheduler,
+                objective, tuning_env_steps, tracking, tracking_uri, progress) -> tuple[SearchRun, dict]:
+    """``search``'s arguments, each checked once (``validation``), as a ``SearchRun`` and the settings a resume
+    must match. Raises a ``PGUError`` naming the first bad one; writes nothing."""
     from pgu_rllib.tasks.training import build_config
 
     t = get_task(task)
@@ -106,6 +124,26 @@ def search(task: str, space: str = "paper", trials: int = 12, *, max_concurrent:
         objective=check_objective(t, objective), tracking_uri=tracking_uri,
         tracking=None if tracking is None else check_choice("tracking", tracking, TRACKERS),
         tuning_env_steps=None if tuning_env_steps is None else check_int("tuning_env_steps", tuning_env_steps, 1, 10**12))
+    _check_methods(run)
+    sp.check(t, run.budget)
+    base = build_config(t, sp.base_preset, {"pgu_objective": run.objective}, seed=0, budget=run.budget)
+    if run.gpus_per_trial:
+        base = base.learners(num_gpus_per_learner=run.gpus_per_trial)
+    run.base_config = base.to_dict()
+    if os.environ.get("RAY_ADDRESS") and (not pathlib.Path(storage_path).is_absolute() or registry == DEFAULT_URL):
+        progress(f"{run.label} warning: inside a Ray job the working directory is a temporary copy that Ray "
+                 "deletes; pass --storage-path and --registry on shared storage to keep the results")
+    settings = {"env_id": t.env_id, "env_kwargs": t.eval_env_kwargs,
+                "trials": run.trials, "env_steps": run.budget, "seed": run.seed, "top_k": run.top_k,
+                "selection_seeds": run.n_selection, "test_seeds": run.n_test, "seeds_per_trial": run.seeds_per_trial,
+                "pruner": run.pruner, "sampler": run.sampler, "scheduler": run.scheduler,
+                "gpus_per_trial": run.gpus_per_trial, "base_preset": sp.base_preset, "objective": run.objective,
+                "tuning_env_steps": run.tuning_env_steps}
+    return run, settings
+
+
+def _check_methods(run: SearchRun) -> None:
+    """The combinations of search methods that cannot work together, and a tracker whose extra is missing."""
     if run.tracking:
         import importlib.util
 
@@ -115,39 +153,24 @@ def search(task: str, space: str = "paper", trials: int = 12, *, max_concurrent:
         if run.tracking == "mlflow" and run.tracking_uri is None:  # MLflow 3 refuses its old file store
             run.tracking_uri = f"sqlite:///{pathlib.Path('pgu_results/mlflow.db').resolve()}"
     if run.scheduler:
-        check_population(run, sp)
+        check_population(run, run.space)
         if run.tuning_env_steps is not None:
             raise InvalidArgument("tuning_env_steps", run.tuning_env_steps,
                                   "none with a population scheduler (its trials all run the full budget)")
     if run.pruner == "wilcoxon" and run.seeds_per_trial < MIN_WILCOXON_SEEDS:
         raise InvalidArgument("seeds_per_trial", run.seeds_per_trial,
                               f"an integer >= {MIN_WILCOXON_SEEDS} with pruner='wilcoxon' (its smallest p-value is 2^-k)")
-    sp.check(t, run.budget)
-    check_new_or_resume(run.registry, run.name, run.exp_dir, resume)
-    base = build_config(t, sp.base_preset, {"pgu_objective": run.objective}, seed=0, budget=run.budget)
-    if run.gpus_per_trial:
-        base = base.learners(num_gpus_per_learner=run.gpus_per_trial)
-    run.base_config = base.to_dict()
-    if os.environ.get("RAY_ADDRESS") and (not pathlib.Path(storage_path).is_absolute() or registry == DEFAULT_URL):
-        progress(f"{run.label} warning: inside a Ray job the working directory is a temporary copy that Ray "
-                 "deletes; pass --storage-path and --registry on shared storage to keep the results")
 
-    settings = {"env_id": t.env_id, "env_kwargs": t.eval_env_kwargs,
-                "trials": run.trials, "env_steps": run.budget, "seed": run.seed, "top_k": run.top_k,
-                "selection_seeds": run.n_selection, "test_seeds": run.n_test, "seeds_per_trial": run.seeds_per_trial,
-                "pruner": run.pruner, "sampler": run.sampler, "scheduler": run.scheduler,
-                "gpus_per_trial": run.gpus_per_trial, "base_preset": sp.base_preset, "objective": run.objective,
-                "tuning_env_steps": run.tuning_env_steps}
-    if resume:
-        check_resume(run.registry, run.name, t.name, sp.source, settings)
-    if dry_run:
-        run.max_concurrent = run.max_concurrent or min(run.trials, os.cpu_count() or 1)
-        return {"status": "dry-run", "name": run.name, "task": t.name, "space": sp.name, "plan": _plan(run),
-                "registry": run.registry.safe_url, "storage_path": str(run.exp_dir), "settings": settings}
+
+def run_protocol(run: SearchRun, settings: dict, resume: bool) -> dict:
+    """The three phases of a validated search: start (the registry row and its lease), tuning, selection of the
+    winner among the top-k on the selection seeds, test of the winner on the test seeds; the best row stored.
+    Returns the summary; ``status`` ``interrupted`` when a signal stopped it (finished runs are kept)."""
     t0 = time.time()
-    lease = start_search(run, space_name=sp.name, space_yaml=sp.source, settings=settings, resume=resume)
+    lease = start_search(run, space_name=run.space.name, space_yaml=run.space.source, settings=settings,
+                         resume=resume)
     run.max_concurrent = run.max_concurrent or min(run.trials, cluster_cpus())
-    progress(f"{run.label} {_plan(run)}; registry {run.registry.safe_url}, results {run.exp_dir}")
+    run.progress(f"{run.label} {_plan(run)}; registry {run.registry.safe_url}, results {run.exp_dir}")
     try:
         run_tuning(run, resume)
         candidates = top_candidates(run.registry.trials(run.search_id), run.top_k, run.budget)

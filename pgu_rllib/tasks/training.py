@@ -113,20 +113,9 @@ def train(task: str, preset: str = "ppo", overrides: dict | None = None, env_ste
     algo = config.build_algo()
     discard_logdir(algo)
     startup_s = time.perf_counter() - t0
-    steps, iter_time, result = 0, 0.0, {}
     try:
-        while steps < budget:
-            t_iter = time.perf_counter()
-            result = algo.train()
-            iter_time += time.perf_counter() - t_iter
-            steps = int(result[keys.ENV_STEPS])
-            pgu = result[keys.PGU]
-            ret = pgu[keys.EPISODE_RETURN_MEAN]
-            key = get_task(task).objective_key
-            task_score = "" if key is None else f"  {key} {pgu[key]:.4f}  objective {pgu[keys.OBJECTIVE]:.4f}"
-            progress(f"[pgu train] iter {result['training_iteration']:>3}  env_steps {steps:>8,}/{budget:,}  "
-                     f"return(last 10) {'-' if ret is None else f'{ret:9.2f}'}{task_score}  "
-                     f"steps/s {steps / iter_time:7.0f}  elapsed {time.perf_counter() - t0:6.1f}s")
+        result, iter_time = _train_to_budget(algo, get_task(task), budget, t0, progress)
+        steps = int(result[keys.ENV_STEPS])
         summary = {
             "task": get_task(task).name,
             "preset": preset,
@@ -155,6 +144,25 @@ def train(task: str, preset: str = "ppo", overrides: dict | None = None, env_ste
         return summary
     finally:
         algo.stop()
+
+
+def _train_to_budget(algo, task, budget: int, t0: float, progress) -> tuple[dict, float]:
+    """``algo.train()`` until ``budget`` env steps, a progress line per iteration; the last result and the
+    seconds spent in training iterations."""
+    steps, iter_time, result = 0, 0.0, {}
+    while steps < budget:
+        t_iter = time.perf_counter()
+        result = algo.train()
+        iter_time += time.perf_counter() - t_iter
+        steps = int(result[keys.ENV_STEPS])
+        pgu = result[keys.PGU]
+        ret = pgu[keys.EPISODE_RETURN_MEAN]
+        key = task.objective_key
+        task_score = "" if key is None else f"  {key} {pgu[key]:.4f}  objective {pgu[keys.OBJECTIVE]:.4f}"
+        progress(f"[pgu train] iter {result['training_iteration']:>3}  env_steps {steps:>8,}/{budget:,}  "
+                 f"return(last 10) {'-' if ret is None else f'{ret:9.2f}'}{task_score}  "
+                 f"steps/s {steps / iter_time:7.0f}  elapsed {time.perf_counter() - t0:6.1f}s")
+    return result, iter_time
 
 
 def learner_summary(result: dict) -> dict:
