@@ -33,8 +33,10 @@ browser:
 	@command -v chromium >/dev/null || command -v chromium-browser >/dev/null || \
 	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null)
 
+# Two pytest workers (pytest-xdist), a test file each at a time: most of a real search's wall time is
+# start-up and waiting, so two files overlap on 2 cores (module-scoped fixtures stay in one worker).
 test: $(BIN)/.installed postgres browser
-	$(BIN)/python -m pytest -q --durations=10
+	$(BIN)/python -m pytest -q -n 2 --dist loadfile --durations=10
 
 # For development: everything but the slow, cluster and PostgreSQL tests (about 6 minutes on 2 cores).
 test-fast: $(BIN)/.installed

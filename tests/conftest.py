@@ -11,6 +11,8 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 def ray_local():
     import ray
 
+    if ray.is_initialized():  # a Ray an earlier module's test left running (RLlib starts one on demand)
+        ray.shutdown()
     ray.init(address="local", num_cpus=2, include_dashboard=False, object_store_memory=200 * 1024**2,
              log_to_driver=False, logging_level="ERROR")
     yield ray

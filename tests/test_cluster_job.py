@@ -63,7 +63,11 @@ def test_ray_job_submit_runs_a_search_across_nodes(cluster):
     assert refused.returncode != 0
 
     submit = subprocess.run(
-        [f"{VENV_BIN}/ray", "job", "submit", "--working-dir", ".", "--",
+        # fresh workers (PGU_REUSE_ACTORS=0): with 1 CPU per node, the two trials in flight are on two nodes. A reused
+        # worker may run every trial when one trial ends before the other node's worker has started (Tune then
+        # hands the pending trial to the idle worker), which says nothing about where a cluster puts trials
+        [f"{VENV_BIN}/ray", "job", "submit", "--working-dir", ".", "--runtime-env-json",
+         '{"env_vars": {"PGU_REUSE_ACTORS": "0"}}', "--",
          "python", "-m", "pgu_rllib.cli", "search", "--task", "bandit", "--space", "paper", "--trials", "4",
          "--max-concurrent", "2", "--env-steps", "1024", "--top-k", "1", "--selection-seeds", "1",
          "--test-seeds", "2",
