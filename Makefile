@@ -38,7 +38,7 @@ browser:
 test: $(BIN)/.installed postgres browser
 	$(BIN)/python -m pytest -q -n 2 --dist loadfile --durations=10
 
-# For development: everything but the slow, cluster and PostgreSQL tests (about 6 minutes on 2 cores).
+# For development: everything but the slow, cluster and PostgreSQL tests (about 5 minutes on 2 cores).
 test-fast: $(BIN)/.installed
 	$(BIN)/python -m pytest -q -m "not slow and not cluster and not postgres"
 
