@@ -3,9 +3,11 @@ side by side: each round runs the same seeded search once each way, in alternati
 ``pgu search`` processes on the embedded default (a local Ray, a SQLite registry in a temporary folder).
 
 Reported per phase from the registry's timings (tuning, selection, test: wall seconds) and for the whole
-process, with the ratio reuse-off / reuse-on per round and its median. The scores must be identical: the
-same seeds give the same numbers whichever worker ran which trial (``tests/test_actor_reuse.py``); the script
-checks it and says so.
+process, with the ratio reuse-off / reuse-on per round and its median. A trial that ran the full budget in
+both arms (same seed, same configuration) must score the same whichever worker ran it
+(``tests/test_actor_reuse.py``); the script checks those and says how many there were. Which trials ASHA
+stops early depends on the order results arrive in (its rungs are asynchronous), so the stopped trials, and
+with them the winner, may differ between any two runs, with or without reuse.
 
     python benchmarks/actor_reuse.py --rounds 3
 """
@@ -38,7 +40,8 @@ def one(reuse: bool, trials: int) -> dict:
         reg = Registry(f"sqlite:///{cwd}/pgu_results/registry.db")
         row = reg.get_search("bench")
         timings = {phase: round(t["wall_s"], 1) for phase, t in row.timings.items()}
-        trial_scores = sorted((t["params"]["seed"], t["score"]) for t in reg.trials(row.id))
+        trial_scores = {(t["params"]["seed"], json.dumps(t["params"], sort_keys=True)): t["score"]
+                        for t in reg.trials(row.id) if t["status"] == "complete"}
         best = reg.best("bandit", "paper")
         return {"reuse": reuse, "process_s": round(wall, 1), **timings, "trial_scores": trial_scores,
                 "test_scores": best["test_scores"]}
@@ -59,9 +62,10 @@ def main() -> None:
         for reuse in order:
             row = pair[reuse]
             print(json.dumps({k: v for k, v in row.items() if not k.endswith("scores")}), flush=True)
-    same = all(p[True]["trial_scores"] == p[False]["trial_scores"] and p[True]["test_scores"] == p[False]["test_scores"]
-               for p in rows)
-    print(f"identical scores with and without reuse in every round: {same}")
+    both = [(p[True]["trial_scores"][k], p[False]["trial_scores"][k]) for p in rows
+            for k in p[True]["trial_scores"].keys() & p[False]["trial_scores"].keys()]
+    print(f"trials that ran the full budget in both arms: {len(both)}; identical scores: "
+          f"{sum(a == b for a, b in both)} of {len(both)}")
     for key in ("tuning", "selection", "test", "process_s"):
         ratios = [p[False][key] / p[True][key] for p in rows if p[True].get(key)]
         on = statistics.median(p[True][key] for p in rows)

@@ -14,8 +14,9 @@ writes them to ``docs/results/family.json`` (the database is not committed).
 
 ``search`` is the fair comparison of the two optimistic arms: the a2c preset's learning rate was tuned
 for Adam, so each arm's plain SGD learning rate is searched (``experiments/spaces/osgd_*.yaml``, lr
-log-uniform in [0.001, 30]) with the same protocol: 12 tuning trials (TPE, ASHA), top 3 × 3 selection
-seeds, the winner on the same 5 test seeds as above (``--seed 0``). ``table`` adds those winners.
+log-uniform in [0.001, 30]) with the same protocol for both arms: on the bandit 12 tuning trials (TPE,
+ASHA), top 3 × 3 selection seeds; on CartPole 6 trials, top 2 × 2; the winner on the same 5 test seeds as
+above (``--seed 0``). ``table`` adds those winners.
 
     python experiments/family_evidence.py run && python experiments/family_evidence.py search && \
         python experiments/family_evidence.py table
@@ -74,7 +75,7 @@ def run() -> None:
 
 
 SEARCHED = {"osgd_fixed": "experiments/spaces/osgd_fixed.yaml", "osgd_adaptive": "experiments/spaces/osgd_adaptive.yaml"}
-SEARCH_TRIALS = {"bandit": 12, "cartpole": 8}
+SEARCH_PROTOCOL = {"bandit": (12, 3, 3), "cartpole": (6, 2, 2)}  # tuning trials, top k, selection seeds
 
 
 def _search_name(task, arm):
@@ -90,8 +91,9 @@ def search(tasks=("bandit",)) -> None:
             if status == "complete":
                 continue
             cmd = [sys.executable, "-m", "pgu_rllib.cli", "search", "--task", task, "--space", space,
-                   "--trials", str(SEARCH_TRIALS[task]), "--env-steps", str(BUDGETS[task]), "--seed", "0",
-                   "--top-k", "3", "--selection-seeds", "3", "--test-seeds", "5", "--max-concurrent", "2",
+                   "--trials", str(SEARCH_PROTOCOL[task][0]), "--env-steps", str(BUDGETS[task]), "--seed", "0",
+                   "--top-k", str(SEARCH_PROTOCOL[task][1]), "--selection-seeds", str(SEARCH_PROTOCOL[task][2]),
+                   "--test-seeds", "5", "--max-concurrent", "2",
                    "--registry", REGISTRY, "--storage-path", "pgu_results/family", "--name", name,
                    *(["--resume"] if status else [])]
             print("[family]", " ".join(cmd), flush=True)
