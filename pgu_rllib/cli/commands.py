@@ -3,6 +3,7 @@ runs, so ``pgu best`` loads no RLlib (``tests/test_startup.py``)."""
 from __future__ import annotations
 
 import json
+import math
 import os
 import pathlib
 import sys
@@ -47,7 +48,7 @@ def _task(args):
 
 
 def cmd_train(args) -> int:
-    from pgu_rllib.tasks.training import build_config, json_safe, train
+    from pgu_rllib.tasks.training import build_config, train
 
     overrides = parse_sets(args.set)
     if args.gpus:
@@ -113,7 +114,6 @@ def cmd_search(args) -> int:
     import contextlib
 
     from pgu_rllib.service.search import search
-    from pgu_rllib.tasks.training import json_safe
 
     with contextlib.redirect_stdout(sys.stderr):  # Tune's console output: stdout stays ours
         summary = search(_task(args), args.space, args.trials, max_concurrent=args.max_concurrent,
@@ -157,7 +157,6 @@ def cmd_evaluate(args) -> int:
     import contextlib
 
     from pgu_rllib.service.search import evaluate
-    from pgu_rllib.tasks.training import json_safe
 
     with contextlib.redirect_stdout(sys.stderr):
         preset, overrides = args.preset, parse_sets(args.set)
@@ -218,7 +217,6 @@ def cmd_rollout(args) -> int:
 def cmd_best(args) -> int:
     from pgu_rllib.service.readers import open_existing
     from pgu_rllib.tasks import get_task
-    from pgu_rllib.tasks.training import json_safe
 
     get_task(args.task)
     reg = open_existing(args.registry)
@@ -331,3 +329,15 @@ def full_paths(args, err: OSError) -> str:
         if shutil.disk_usage(probe).free < 1 << 20:
             full.append(path)
     return f"{', '.join(full)}: " if full else ""
+
+
+def json_safe(obj):
+    """Replace non-finite floats by None so ``json.dumps`` writes valid JSON (here, not in ``tasks``, so
+    that ``pgu best --json`` loads no torch)."""
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return None
+    if isinstance(obj, dict):
+        return {k: json_safe(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [json_safe(v) for v in obj]
+    return obj

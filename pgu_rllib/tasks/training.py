@@ -9,7 +9,6 @@ Example::
 """
 from __future__ import annotations
 
-import math
 import sys
 import time
 
@@ -174,14 +173,3 @@ def learner_summary(result: dict) -> dict:
     if "default_optimizer_learning_rate" in module:
         out["learning_rate"] = float(module["default_optimizer_learning_rate"])
     return out
-
-
-def json_safe(obj):
-    """Replace non-finite floats by None so ``json.dumps`` writes valid JSON."""
-    if isinstance(obj, float) and not math.isfinite(obj):
-        return None
-    if isinstance(obj, dict):
-        return {k: json_safe(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [json_safe(v) for v in obj]
-    return obj
