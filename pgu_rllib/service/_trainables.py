@@ -21,15 +21,34 @@ SEEDS = "pgu_seeds"  # a trial's config key: the seeds it trains (seeds_per_tria
 SEED_OBJECTIVES = "seed_objectives"  # result["pgu"][...]: each seed's objective
 
 
-class PGUTrial(tune.Trainable):
-    """``PGU`` as Tune's trainable, built anew on ``reset_config`` (Tune's ``reuse_actors``). Same seed, same
-    numbers: the algorithm seeds every generator it uses when it is built (``tests/test_actor_reuse.py``)."""
+class _ReusableRun(tune.Trainable):
+    """What the three trainables share: RLlib's and Tune's start-up lines silenced in the worker, and Tune's
+    ``reuse_actors``: the next run in this process stops what ``setup`` built and builds anew."""
 
     def __init__(self, *args, **kwargs):
         from pgu_rllib.rllib.ray_session import quiet_logs
 
-        quiet_logs()
+        quiet_logs()  # before Tune's own start-up lines
         super().__init__(*args, **kwargs)
+
+    def reset_config(self, new_config: dict) -> bool:
+        self.cleanup()
+        self.setup(new_config)
+        return True
+
+
+def _build(config: dict):
+    """``PGU`` on ``config``, its unused log folder removed."""
+    from pgu_rllib.rllib.algorithm import PGU, discard_logdir
+
+    algo = PGU(config=config)
+    discard_logdir(algo)
+    return algo
+
+
+class PGUTrial(_ReusableRun):
+    """``PGU`` as Tune's trainable, built anew on ``reset_config`` (Tune's ``reuse_actors``). Same seed, same
+    numbers: the algorithm seeds every generator it uses when it is built (``tests/test_actor_reuse.py``)."""
 
     @classmethod
     def default_resource_request(cls, config):
@@ -38,15 +57,7 @@ class PGUTrial(tune.Trainable):
         return PGU.default_resource_request(config)
 
     def setup(self, config: dict) -> None:
-        from pgu_rllib.rllib.algorithm import PGU, discard_logdir
-
-        self.algo = PGU(config=config)
-        discard_logdir(self.algo)
-
-    def reset_config(self, new_config: dict) -> bool:
-        self.algo.stop()
-        self.setup(new_config)
-        return True
+        self.algo = _build(config)
 
     def step(self) -> dict:
         result = self.algo.train()  # the counters Tune keeps per trial (and restores) are this Trainable's own
@@ -64,28 +75,13 @@ class PGUTrial(tune.Trainable):
         self.algo.stop()
 
 
-class MultiSeedPGU(tune.Trainable):
+class MultiSeedPGU(_ReusableRun):
     """``PGU`` on every seed of ``config["pgu_seeds"]``; reports ``result["pgu"]`` as PGU does, with
     the objective the mean over seeds."""
 
-    def __init__(self, *args, **kwargs):
-        from pgu_rllib.rllib.ray_session import quiet_logs
-
-        quiet_logs()
-        super().__init__(*args, **kwargs)
-
     def setup(self, config: dict) -> None:
-        from pgu_rllib.rllib.algorithm import PGU, discard_logdir
-
         base = {k: v for k, v in config.items() if k != SEEDS}
-        self.algos = [PGU(config={**base, "seed": int(s)}) for s in config[SEEDS]]
-        for algo in self.algos:
-            discard_logdir(algo)
-
-    def reset_config(self, new_config: dict) -> bool:  # Tune's reuse_actors: see PGUTrial
-        self.cleanup()
-        self.setup(new_config)
-        return True
+        self.algos = [_build({**base, "seed": int(s)}) for s in config[SEEDS]]
 
     def step(self) -> dict:
         from pgu_rllib.core.stats import iqm
@@ -101,30 +97,14 @@ class MultiSeedPGU(tune.Trainable):
             algo.stop()
 
 
-class EvaluationRun(tune.Trainable):
+class EvaluationRun(_ReusableRun):
     """Train one configuration on one seed to the full budget, reporting the objective each
     iteration; the last report carries the task's final ``score`` (``Task.score``: the evaluator, or
     the exact metric), and the final policy is stored at the job's ``policy_path`` (episodic tasks)."""
 
-    def __init__(self, *args, **kwargs):
-        from pgu_rllib.rllib.ray_session import quiet_logs
-
-        quiet_logs()  # before Tune's own start-up lines
-        super().__init__(*args, **kwargs)
-
     def setup(self, config: dict) -> None:
-        from pgu_rllib.rllib.algorithm import PGU, discard_logdir
-
         self.job = config["job"]
-        self.algo = PGU(config=self.job["config"])
-        discard_logdir(self.algo)
-
-    def reset_config(self, new_config: dict) -> bool:
-        """Tune's actor reuse: the next run of the phase in this process, with a new algorithm (the
-        process start-up and imports are paid once per worker, not once per run)."""
-        self.algo.stop()
-        self.setup(new_config)
-        return True
+        self.algo = _build(self.job["config"])
 
     def step(self) -> dict:
         from pgu_rllib.tasks import get_task
