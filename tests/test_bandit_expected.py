@@ -8,8 +8,10 @@ import numpy as np
 import pytest
 import torch
 from ray.rllib.env.single_agent_env_runner import SingleAgentEnvRunner
+from ray.rllib.policy.sample_batch import MultiAgentBatch, SampleBatch
 from ray.rllib.utils.metrics import NUM_ENV_STEPS_SAMPLED_LIFETIME
 
+from pgu_rllib.rllib.accel import internals
 from pgu_rllib.tasks.bandit import UnitCircleBandit
 from pgu_rllib.tasks.bandit_expected import expected_update, fixed_point, quadrature
 from pgu_rllib.tasks.training import build_config
@@ -30,14 +32,23 @@ def _config(form, scale, dr, extra):
 
 @pytest.fixture(scope="module")
 def batches():
-    """Batches sampled at θ (the samples do not depend on the rule), pickled: each test unpickles its own
-    copy (the learner's connectors append an artificial step to each episode in place)."""
+    """Train batches at θ, as the learner's connector pipeline (GAE over one-step episodes) makes them from
+    sampled episodes, pickled. Neither the samples nor the connector's columns depend on the rule: the
+    values are the softmax-weighted q of θ, and no rule here has Δ_R 'return' or 'group' (which change the
+    pipeline). So each batch goes through the connectors once, not once per rule, and each rule's learner
+    updates from its own copy (``update(batch=…)`` runs no connector)."""
     config = _config("V", "sq", "q", {})
     learner = config.build_learner(env=UnitCircleBandit())
     learner.module["default_policy"].theta.data = torch.tensor(THETA)
     runner = SingleAgentEnvRunner(config=config)
     runner.set_state(learner.get_state(components="rl_module"))
-    return [pickle.dumps(runner.sample(num_timesteps=ROWS)) for _ in range(BATCHES)]
+    pipeline = internals.learner_connector(learner)
+    out = []
+    for _ in range(BATCHES):
+        columns = pipeline(rl_module=learner.module, batch={}, episodes=runner.sample(num_timesteps=ROWS),
+                           shared_data={}, metrics=learner.metrics)
+        out.append(pickle.dumps(MultiAgentBatch({mid: SampleBatch(c) for mid, c in columns.items()}, ROWS)))
+    return out
 
 
 @pytest.mark.slow
@@ -47,9 +58,9 @@ def test_learner_expected_update_matches_the_exact_integrator(batches, form, sca
     learner = config.build_learner(env=UnitCircleBandit())
     module = learner.module["default_policy"]
     grads = []
-    for episodes in batches:
+    for batch in batches:
         module.theta.data = torch.tensor(THETA)
-        learner.update(episodes=pickle.loads(episodes), timesteps={NUM_ENV_STEPS_SAMPLED_LIFETIME: ROWS}, num_epochs=1,
+        learner.update(batch=pickle.loads(batch), timesteps={NUM_ENV_STEPS_SAMPLED_LIFETIME: ROWS}, num_epochs=1,
                        minibatch_size=None)
         grads.append(-module.theta.grad.double().numpy())  # the loss gradient is −(batch mean of U)
     grads = np.array(grads)

@@ -1,5 +1,8 @@
 """Readers start like readers (issue 23 §5, issue 25 §7): ``pgu best``, ``pgu export`` and ``pgu presets``
-import no ``ray.rllib``; ``pgu --help`` imports neither torch nor Ray nor SQLAlchemy."""
+import no ``ray.rllib``, and neither torch nor Ray when they print stored rows; ``pgu --help`` imports
+neither torch nor Ray nor SQLAlchemy."""
+import pathlib
+import shutil
 import subprocess
 import sys
 
@@ -30,3 +33,16 @@ def test_readers_load_no_rllib(argv, tmp_path):
 
 def test_help_loads_neither_torch_nor_ray_nor_the_registry(tmp_path):
     assert loaded(["--help"], tmp_path) == []  # sqlalchemy alone was half of --help's start-up
+
+
+@pytest.mark.parametrize("command,printed", [("best", "scale sq"), ("export", "scale: sq")])
+def test_readers_print_stored_rows_without_torch_or_ray(command, printed, tmp_path):
+    """The rule line names each scale's parameters from the scale registry, which imports torch only when
+    a scale is called (``core/scales._TorchOnFirstUse``): printing a stored row stays a registry read."""
+    db = tmp_path / "family.db"
+    shutil.copy(pathlib.Path(__file__).parents[1] / "docs" / "results" / "family.db", db)
+    argv = [command, "--task", "bandit", "--registry", f"sqlite:///{db}"]
+    out = subprocess.run([sys.executable, "-c", CODE.format(argv=argv)], cwd=tmp_path, capture_output=True,
+                         text=True, timeout=120)
+    assert printed in out.stdout, out.stderr[-2000:]
+    assert out.stdout.strip().splitlines()[-1] == "['sqlalchemy']"

@@ -18,10 +18,22 @@ import dataclasses
 import math
 from typing import Callable
 
-import torch
 
+class _TorchOnFirstUse:
+    """``torch``, imported by the first scale call: the registry below (names, parameter domains) is read by
+    ``pgu best`` and the search-space checks, which then start in a fraction of a second instead of the
+    seconds torch's import takes. The first attribute access puts the real module in its place."""
+
+    def __getattr__(self, name):
+        import torch as real
+
+        globals()["torch"] = real
+        return getattr(real, name)
+
+
+torch = _TorchOnFirstUse()
 EXP_CLAMP = 20.0
-ScaleFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+ScaleFn = Callable[["torch.Tensor", "torch.Tensor"], "torch.Tensor"]
 
 
 def _exp(z: torch.Tensor) -> torch.Tensor:
