@@ -35,13 +35,17 @@ def test_help_loads_neither_torch_nor_ray_nor_the_registry(tmp_path):
     assert loaded(["--help"], tmp_path) == []  # sqlalchemy alone was half of --help's start-up
 
 
-@pytest.mark.parametrize("command,printed", [("best", "scale sq"), ("export", "scale: sq")])
+@pytest.mark.parametrize("command,printed", [("best", "scale mla(alpha_o="), ("export", "scale: mla")])
 def test_readers_print_stored_rows_without_torch_or_ray(command, printed, tmp_path):
     """The rule line names each scale's parameters from the scale registry, which imports torch only when
-    a scale is called (``core/scales._TorchOnFirstUse``): printing a stored row stays a registry read."""
-    db = tmp_path / "family.db"
-    shutil.copy(pathlib.Path(__file__).parents[1] / "docs" / "results" / "family.db", db)
-    argv = [command, "--task", "bandit", "--registry", f"sqlite:///{db}"]
+    a scale is called (``core/scales._TorchOnFirstUse``): printing a stored row stays a registry read. The
+    rows: the shipped search-methods evidence (schema 0002, upgraded on a copy)."""
+    db = tmp_path / "search_methods.db"
+    shutil.copy(pathlib.Path(__file__).parents[1] / "docs" / "results" / "search_methods.db", db)
+    url = f"sqlite:///{db}"
+    subprocess.run([sys.executable, "-m", "pgu_rllib.cli", "registry", "upgrade", "--registry", url], check=True,
+                   capture_output=True, timeout=120)
+    argv = [command, "--task", "bandit", "--registry", url]
     out = subprocess.run([sys.executable, "-c", CODE.format(argv=argv)], cwd=tmp_path, capture_output=True,
                          text=True, timeout=120)
     assert printed in out.stdout, out.stderr[-2000:]
