@@ -19,10 +19,14 @@ print(sorted(m for m in ("ray", "ray.rllib", "torch", "sqlalchemy") if m in sys.
 """
 
 
+def run_reader(argv, cwd) -> subprocess.CompletedProcess:
+    """``pgu ARGV`` in a fresh process whose last stdout line lists the heavy modules it loaded."""
+    return subprocess.run([sys.executable, "-c", CODE.format(argv=argv)], cwd=cwd, capture_output=True, text=True,
+                          timeout=120)
+
+
 def loaded(argv, cwd) -> list[str]:
-    out = subprocess.run([sys.executable, "-c", CODE.format(argv=argv)], cwd=cwd, capture_output=True, text=True,
-                         timeout=120)
-    return eval(out.stdout.strip().splitlines()[-1])  # noqa: S307 (our own print of a list of names)
+    return eval(run_reader(argv, cwd).stdout.strip().splitlines()[-1])  # noqa: S307 (our own print of names)
 
 
 @pytest.mark.parametrize("argv", [["best", "--task", "bandit"], ["export", "--task", "bandit"], ["presets"],
@@ -46,7 +50,6 @@ def test_readers_print_stored_rows_without_torch_or_ray(command, printed, tmp_pa
     subprocess.run([sys.executable, "-m", "pgu_rllib.cli", "registry", "upgrade", "--registry", url], check=True,
                    capture_output=True, timeout=120)
     argv = [command, "--task", "bandit", "--registry", url]
-    out = subprocess.run([sys.executable, "-c", CODE.format(argv=argv)], cwd=tmp_path, capture_output=True,
-                         text=True, timeout=120)
+    out = run_reader(argv, tmp_path)
     assert printed in out.stdout, out.stderr[-2000:]
     assert out.stdout.strip().splitlines()[-1] == "['sqlalchemy']"
