@@ -1,4 +1,12 @@
-"""Shared fixtures. Ray tests use one real local Ray per test module (shut down after it, so learner tests really run without Ray) (2 CPUs, no dashboard)."""
+"""Shared fixtures. Ray tests use one real local Ray per test module (shut down after it, so learner tests really run without Ray) (2 CPUs, no dashboard).
+
+Searches run one trial at a time (``--max-concurrent 1``) unless trials side by side are what a test shows
+(PBT's population, the cluster job, the loopback listeners; two searches on one registry run as two
+processes). Each phase of a search starts one worker process per concurrent trial, and a worker's start
+(torch and RLlib imports, the first build) is about 10 CPU-s. The suite's two pytest workers already keep
+both cores busy, so a second trial in the same search adds about a third to the search's CPU and saves no
+wall time: a 6-trial bandit search took 101 CPU-s with two trials at a time and 67 CPU-s with one, in 65 s
+either way."""
 import os
 
 import pytest

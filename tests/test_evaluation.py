@@ -188,7 +188,8 @@ def test_pgu_evaluate_stores_policies_that_a_plain_loop_and_pgu_rollout_replay(t
     from pgu_rllib.service.registry import Registry
 
     out = subprocess.run([sys.executable, "-m", "pgu_rllib.cli", "evaluate", "--task", "cartpole", "--env-steps", "1024",
-                          "--test-seeds", "2", "--json"], cwd=tmp_path, capture_output=True, text=True, timeout=600)
+                          "--test-seeds", "2", "--max-concurrent", "1", "--json"], cwd=tmp_path, capture_output=True,
+                         text=True, timeout=600)
     assert out.returncode == 0, out.stderr[-3000:]
     reg = Registry(f"sqlite:///{tmp_path}/pgu_results/registry.db")
     rows = reg.evaluations(reg.get_search("cartpole-ppo-s0").id, "test")

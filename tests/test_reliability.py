@@ -17,7 +17,8 @@ from pgu_rllib.service.registry import Registry
 
 pytestmark = pytest.mark.slow
 
-SEARCH = ["search", "--task", "bandit", "--space", "paper", "--max-concurrent", "2", "--top-k", "2",
+# One trial at a time (why: tests/conftest.py): concurrency here is two searches side by side
+SEARCH = ["search", "--task", "bandit", "--space", "paper", "--max-concurrent", "1", "--top-k", "2",
           "--selection-seeds", "2", "--test-seeds", "2"]
 
 
@@ -131,7 +132,7 @@ def _listeners(pids: set[int]) -> list[str]:
 
 
 def test_a_local_search_listens_on_loopback_only(tmp_path):
-    proc = start(*SEARCH, "--trials", "2", "--env-steps", "8192", "--name", "ss", cwd=tmp_path)
+    proc = start(*SEARCH, "--trials", "2", "--env-steps", "8192", "--name", "ss", "--max-concurrent", "2", cwd=tmp_path)
     try:
         seen = []
         wait_for(lambda: seen.extend(_listeners(descendants(proc.pid))) or len(set(seen)) >= 6, proc, timeout=200)

@@ -16,7 +16,7 @@ from pgu_rllib.service.registry import Registry
 
 pytestmark = pytest.mark.slow
 
-ARGS = ["search", "--task", "bandit", "--space", "paper", "--env-steps", "768", "--top-k", "2",
+ARGS = ["search", "--task", "bandit", "--space", "paper", "--env-steps", "768", "--max-concurrent", "1", "--top-k", "2",
         "--selection-seeds", "2", "--test-seeds", "2", "--name", "integrity"]
 
 

@@ -17,7 +17,8 @@ from pgu_rllib.service.registry import Registry
 pytestmark = pytest.mark.slow
 
 
-SEARCH = ["--task", "bandit", "--space", "paper", "--max-concurrent", "2", "--env-steps", "1024",
+# One trial at a time (why: tests/conftest.py); trials side by side: the PBT, cluster and two-searches tests
+SEARCH = ["--task", "bandit", "--space", "paper", "--max-concurrent", "1", "--env-steps", "1024",
           "--top-k", "2", "--selection-seeds", "2", "--test-seeds", "2"]
 
 
@@ -45,7 +46,7 @@ def check_study_tells_the_truth(db: pathlib.Path, name: str) -> None:
 
 @pytest.fixture(scope="module")
 def searched(tmp_path_factory):
-    """One real search (6 trials, 2 concurrent) shared by the readers below."""
+    """One real search (6 trials, one at a time) shared by the readers below."""
     cwd = tmp_path_factory.mktemp("search")
     out = pgu("search", *SEARCH, "--trials", "6", "--seed", "1", "--json", "--tracking", "mlflow",
               "--tracking-uri", f"sqlite:///{cwd}/mlflow.db", cwd=cwd)

@@ -71,7 +71,7 @@ def test_every_sampler_walks_the_shipped_conditional_space(sampler):
 @pytest.mark.parametrize("task,sampler,steps", [("cartpole", "cmaes", 1024)])  # random: test_every_sampler_walks…
 def test_a_trial_with_several_seeds_scores_their_mean(tmp_path, task, sampler, steps):
     out = pgu("search", "--task", task, "--space", "paper", "--trials", "2", "--env-steps", str(steps),
-              "--seeds-per-trial", "4", "--pruner", "wilcoxon", "--sampler", sampler, "--top-k", "1",
+              "--seeds-per-trial", "4", "--pruner", "wilcoxon", "--sampler", sampler, "--top-k", "1", "--max-concurrent", "1",
               "--selection-seeds", "1", "--test-seeds", "1", cwd=tmp_path)
     assert out.returncode == 0, out.stderr[-3000:]
     reg = Registry(f"sqlite:///{tmp_path}/pgu_results/registry.db")
