@@ -62,13 +62,22 @@ class StorageFreeOptunaSearch(OptunaSearch):
         """Whether ``trial_id`` is a live Optuna trial of this searcher, not yet told."""
         return trial_id in self._ot_trials and trial_id not in self._completed_trials
 
+    def told(self, trial_id) -> bool:
+        """Whether the study already holds ``trial_id``'s Optuna trial as finished: an attempt killed after
+        Optuna's ``tell`` but before Tune saved its state, which the resume re-runs and stops at once."""
+        trial = self._ot_trials.get(trial_id)
+        if trial is None or self._ot_study is None:
+            return False
+        frozen = [t for t in self._ot_study.get_trials(deepcopy=False) if t.number == trial.number]
+        return bool(frozen) and frozen[0].state.is_finished()
+
     def prune(self, trial_id) -> None:
         """Tell the study that ``trial_id`` stopped early: PRUNED, ranked below every finished trial."""
-        try:
-            self._ot_study.tell(self._ot_trials[trial_id], state=optuna.trial.TrialState.PRUNED)
-            self._completed_trials.add(trial_id)
-        except optuna.exceptions.UpdateFinishedTrialError:
+        if self.told(trial_id):
             self._ot_trials.pop(trial_id, None)
+            return
+        self._ot_study.tell(self._ot_trials[trial_id], state=optuna.trial.TrialState.PRUNED)
+        self._completed_trials.add(trial_id)
 
     def on_trial_result(self, trial_id, result):
         try:
@@ -77,6 +86,9 @@ class StorageFreeOptunaSearch(OptunaSearch):
             pass
 
     def on_trial_complete(self, trial_id, result=None, error=False):
+        if self.told(trial_id):  # Optuna refuses a second tell (ValueError: "Cannot tell a COMPLETE trial.")
+            self._ot_trials.pop(trial_id, None)
+            return
         try:
             super().on_trial_complete(trial_id, result, error)
         except optuna.exceptions.UpdateFinishedTrialError:
