@@ -2,11 +2,10 @@
 
 Searches run one trial at a time (``--max-concurrent 1``) unless trials side by side are what a test shows
 (PBT's population, the cluster job, the loopback listeners; two searches on one registry run as two
-processes). Each phase of a search starts one worker process per concurrent trial, and a worker's start
-(torch and RLlib imports, the first build) is about 10 CPU-s. The suite's two pytest workers already keep
-both cores busy, so a second trial in the same search adds about a third to the search's CPU and saves no
-wall time: a 6-trial bandit search took 101 CPU-s with two trials at a time and 67 CPU-s with one, in 65 s
-either way."""
+processes). A search starts one worker process per concurrent trial for its tuning phase and again for
+its selection and test runs, and a worker's start (torch and RLlib imports, the first build) costs more
+CPU than a small test's training. The suite's two pytest workers already keep both cores busy, so a
+second trial at a time in a search adds CPU and saves no wall time."""
 import os
 
 import pytest

@@ -3,6 +3,7 @@ resume after a real SIGKILL, and the bad-input matrix (exit 2, one line, nothing
 import json
 import os
 import pathlib
+import re
 import signal
 import sqlite3
 import subprocess
@@ -60,6 +61,10 @@ def test_bandit_search_fills_optuna_and_the_registry(searched):
     assert summary["status"] == "complete" and summary["name"] == "bandit-paper-s1"
     assert out.stderr.count("[pgu search bandit-paper-s1] trial ") == 6  # a progress line per trial
     assert "A new study created" not in out.stderr  # Optuna's INFO lines: the plan line names the study
+    # the selection and test phases are one Tune run: one worker ran the 4 selection and the 2 test runs
+    session = pathlib.Path(re.search(r"its logs: (\S+)", out.stderr).group(1))
+    runners = [f for f in session.glob("worker-*.out") if ":actor_name:EvaluationRun" in f.read_text()]
+    assert len(runners) == 1, runners
 
     db = tmp_path / "pgu_results" / "registry.db"
     check_study_tells_the_truth(db, "bandit-paper-s1")

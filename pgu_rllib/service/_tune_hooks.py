@@ -12,6 +12,7 @@ import sys
 import time
 
 from ray import tune
+from ray.tune.search import Searcher
 from ray.tune.search.optuna import OptunaSearch
 
 from pgu_rllib.rllib import keys
@@ -374,17 +375,23 @@ class RecordTrials(_Recorder):
 
 
 class RecordEvaluations(_Recorder):
-    """Writes each finished selection or test run to the registry at once (so a kill loses none)."""
+    """Writes each finished selection or test run to the registry at once (so a kill loses none); its
+    progress lines count the runs of the phase ``PhaseQueue`` began last."""
 
-    def __init__(self, search_id: int, phase: str, total: int, label: str, planned_steps: int | None = None):
-        super().__init__(search_id, total, label, planned_steps, phase)
+    def __init__(self, search_id: int, label: str, budget: int):
+        super().__init__(search_id, 0, label, None, "selection")
+        self.budget = budget
+
+    def begin(self, phase: str, total: int) -> None:
+        self.phase, self.total, self.planned_steps = phase, total, total * self.budget
+        self._done, self._t0, self._steps = 0, time.time(), {}
 
     def on_trial_complete(self, iteration, trials, trial, **info):
         last = trial.last_result or {}
         if "score" not in last:
             return
         job = trial.config["job"]
-        self._reg().record_evaluation(self.search_id, self.phase, {
+        self._reg().record_evaluation(self.search_id, job["phase"], {
             "candidate": job["candidate"], "seed": job["seed"], "params": job["params"], "score": float(last["score"]),
             "node_id": last.get(keys.NODE_ID), "curve": self._curves.get(trial.trial_id, []),
             "wall_s": float(last.get("time_total_s", 0.0)), "config_hash": job.get("config_hash"),
@@ -392,3 +399,50 @@ class RecordEvaluations(_Recorder):
         self._done += 1
         self._line(f"{self.phase} run {self._done}/{self.total} candidate {job['candidate']} seed {job['seed']} "
                    f"score {_fmt(float(last['score']))}")
+
+
+class PhaseQueue(Searcher):
+    """Tune's search algorithm for the selection and test runs, in one Tune run: it hands out the first
+    phase's jobs (``phases._Stage``) and, once every one has finished, asks ``then`` for the next phase (the
+    test runs of the winner the selection runs chose; None: no next phase). With ``reuse_actors`` the worker
+    that ran the last selection run goes on to the test runs: one worker start (torch and RLlib imports,
+    the first build) fewer per search. Never restored from Tune's state: a resume plans the phases again
+    from the registry's rows (``phases.run_phase``)."""
+
+    def __init__(self, first, then, recorder: RecordEvaluations):
+        super().__init__()
+        self._then, self._recorder = then, recorder
+        self._queue: list[dict] = []
+        self._running: set[str] = set()
+        self._begin(first)
+
+    def _begin(self, stage) -> None:
+        stage.t0, self._stage, self._queue = time.time(), stage, list(stage.configs)
+        self._recorder.begin(stage.phase.value, len(stage.configs))
+
+    def set_search_properties(self, metric, mode, config, **spec) -> bool:
+        return True  # the jobs are the whole configuration
+
+    def suggest(self, trial_id: str):
+        if not self._queue and not self._running and self._then is not None:
+            then, self._then = self._then, None
+            self._stage.t1 = time.time()
+            stage = then()
+            if stage is not None and stage.configs:
+                self._begin(stage)
+        if self._queue:
+            self._running.add(trial_id)
+            return {"job": self._queue.pop(0)}
+        return None if self._running else Searcher.FINISHED
+
+    def on_trial_complete(self, trial_id: str, result=None, error: bool = False) -> None:
+        self._running.discard(trial_id)
+
+    def save(self, checkpoint_path: str) -> None:  # nothing to restore (see the class)
+        pass
+
+    def restore(self, checkpoint_path: str) -> None:
+        pass
+
+    def __getstate__(self):  # Tune pickles its search algorithm with the experiment; the stages hold the registry
+        return {}

@@ -306,39 +306,80 @@ def top_candidates(trials: list[dict], top_k: int, budget: int) -> list[dict]:
     return out
 
 
-def run_phase(run: SearchRun, phase: Phase, jobs: list[tuple[int, dict, int]]) -> list[dict]:
-    """Train each (candidate, params, seed) job to the full budget and score it; rows are written as
-    each run finishes. A stored row is reused only when its seed and configuration hash (resolved
-    config, budget, evaluation protocol) match the job's; anything else is re-run and replaced.
-    Returns the phase's rows for these jobs."""
+class _Stage:
+    """One phase's runs: the stored rows a resume reuses (same seed and configuration hash: resolved config,
+    budget, evaluation protocol), the jobs left to run as Tune configs, and the phase's wall time."""
+
+    def __init__(self, run: SearchRun, phase: Phase, jobs: list[tuple[int, dict, int]]):
+        from pgu_rllib.service._tune_hooks import config_hash
+
+        self.run, self.phase, self.t0, self.t1 = run, phase, None, None
+        protocol = run.task.protocol(run.objective)
+        self.hashes = {(i, s): config_hash({**run.base_config, **params}, run.budget, protocol) for i, params, s in jobs}
+        stored = {(e["candidate"], e["seed"]): e for e in run.registry.evaluations(run.search_id, phase)}
+        self.done = {key for key, e in stored.items() if key in self.hashes and e["config_hash"] == self.hashes[key]}
+        stale = sorted(key for key in self.hashes if key in stored and key not in self.done)
+        todo = [(i, params, s) for i, params, s in jobs if (i, s) not in self.done]
+        run.progress(f"{run.label} {phase.value}: {plural(len(jobs), 'run')} of {run.budget:,} env steps "
+                     f"({len(jobs) - len(todo)} already stored), seeds {sorted({s for _, _, s in jobs})}")
+        if stale:
+            run.progress(f"{run.label} {phase.value}: {plural(len(stale), 'stored run')} ran another configuration "
+                         f"(candidate, seed {stale}); re-running them")
+        policies = run.exp_dir / "policies" / phase.value
+        self.configs = [{"phase": phase.value, "candidate": i, "seed": s, "params": params, "task": run.task,
+                         "budget": run.budget, "config": {**run.base_config, **params, "seed": s},
+                         "config_hash": self.hashes[(i, s)],
+                         "policy_path": str(policies / f"c{i}-s{s}-{self.hashes[(i, s)]}.npz")} for i, params, s in todo]
+
+    def rows(self) -> list[dict]:
+        return [r for r in self.run.registry.evaluations(self.run.search_id, self.phase)
+                if self.hashes.get((r["candidate"], r["seed"])) == r["config_hash"]]
+
+    def missing(self) -> list[tuple[int, int]]:
+        current = {(r["candidate"], r["seed"]) for r in self.rows()}
+        return [key for key in self.hashes if key not in current]
+
+    def record_timing(self) -> None:
+        """The phase's timing row: wall time from its first run to its last, and the env steps of the runs
+        this attempt added (an interrupted attempt's too)."""
+        if self.t0 is None:
+            return
+        new = [r for r in self.rows() if (r["candidate"], r["seed"]) not in self.done]
+        self.run.registry.add_timing(self.run.name, self.phase.value, wall_s=(self.t1 or time.time()) - self.t0,
+                                     env_steps=sum(r["curve"][-1][0] for r in new if r["curve"]),
+                                     eval_env_steps=sum(r["eval_env_steps"] or 0 for r in new))
+
+
+def run_phase(run: SearchRun, phase: Phase, jobs: list[tuple[int, dict, int]], then=None) -> list[list[dict]]:
+    """Train each (candidate, params, seed) job to the full budget and score it; rows are written as each
+    run finishes. A stored row is reused only when its seed and configuration hash match the job's; anything
+    else is re-run and replaced. ``then``, if given, is ``(next_phase, jobs_of)``: once every job of
+    ``phase`` has its row, ``jobs_of(rows)`` gives the next phase's jobs, run in the same Tune run
+    (``PhaseQueue``: the worker goes on from one phase to the next). Returns each phase's rows for its jobs."""
     from ray import tune
 
-    from pgu_rllib.service._tune_hooks import RecordEvaluations, config_hash, short_dirname
+    from pgu_rllib.service._tune_hooks import PhaseQueue, RecordEvaluations, short_dirname
 
-    protocol = run.task.protocol(run.objective)
-    hashes = {(i, s): config_hash({**run.base_config, **params}, run.budget, protocol) for i, params, s in jobs}
-    stored = {(e["candidate"], e["seed"]): e for e in run.registry.evaluations(run.search_id, phase)}
-    done = {key for key, e in stored.items() if key in hashes and e["config_hash"] == hashes[key]}
-    stale = sorted(key for key in hashes if key in stored and key not in done)
-    todo = [(i, params, s) for i, params, s in jobs if (i, s) not in done]
-    run.progress(f"{run.label} {phase.value}: {plural(len(jobs), 'run')} of {run.budget:,} env steps "
-                 f"({len(jobs) - len(todo)} already stored), seeds {sorted({s for _, _, s in jobs})}")
-    if stale:
-        run.progress(f"{run.label} {phase.value}: {plural(len(stale), 'stored run')} ran another configuration "
-                     f"(candidate, seed {stale}); re-running them")
-    if todo:
-        t0 = time.time()
-        policies = run.exp_dir / "policies" / phase.value
-        configs = [{"candidate": i, "seed": s, "params": params, "task": run.task, "budget": run.budget,
-                    "config": {**run.base_config, **params, "seed": s}, "config_hash": hashes[(i, s)],
-                    "policy_path": str(policies / f"c{i}-s{s}-{hashes[(i, s)]}.npz")} for i, params, s in todo]
+    stages = [_Stage(run, phase, jobs)]
+
+    def next_stage():
+        if then is None or stages[0].missing():
+            return None
+        stages.append(_Stage(run, then[0], then[1](stages[0].rows())))
+        return stages[-1]
+
+    first = stages[0] if stages[0].configs else next_stage()
+    pending = next_stage if then is not None and first is stages[0] else None  # the next phase is yet to come
+    if first is not None and first.configs:
+        recorder = RecordEvaluations(run.search_id, run.label, run.budget)
+        queue = PhaseQueue(first, pending, recorder)
         trainable = tune.with_resources(EvaluationRun, {"cpu": 1, "gpu": run.gpus_per_trial})
-        recorder = RecordEvaluations(run.search_id, phase.value, len(todo), run.label, planned_steps=len(todo) * run.budget)
+        names = "-".join([first.phase.value] + ([then[0].value] if pending else []))
         tuner = tune.Tuner(
-            trainable, param_space={"job": tune.grid_search(configs)},
-            tune_config=tune.TuneConfig(max_concurrent_trials=min(run.max_concurrent, len(todo)),
+            trainable, param_space={},
+            tune_config=tune.TuneConfig(search_alg=queue, num_samples=-1, max_concurrent_trials=run.max_concurrent,
                                         trial_dirname_creator=short_dirname, reuse_actors=reuse_actors()),
-            run_config=tune.RunConfig(name=f"{run.exp_dir.name}-{phase.value}-{int(t0)}",
+            run_config=tune.RunConfig(name=f"{run.exp_dir.name}-{names}-{int(time.time())}",
                                       storage_path=str(run.exp_dir.parent), verbose=0,
                                       callbacks=[*trial_loggers(), recorder],
                                       failure_config=tune.FailureConfig(max_failures=FAILURE_RETRIES),
@@ -346,21 +387,18 @@ def run_phase(run: SearchRun, phase: Phase, jobs: list[tuple[int, dict, int]]) -
         try:
             grid = tuner.fit()
         finally:
-            rows = run.registry.evaluations(run.search_id, phase)
-            new = [r for r in rows if (r["candidate"], r["seed"]) in hashes and (r["candidate"], r["seed"]) not in done
-                   and r["config_hash"] == hashes[(r["candidate"], r["seed"])]]
-            run.registry.add_timing(run.name, phase.value, wall_s=time.time() - t0,
-                                    env_steps=sum(r["curve"][-1][0] for r in new if r["curve"]),
-                                    eval_env_steps=sum(r["eval_env_steps"] or 0 for r in new))
-        current = {(r["candidate"], r["seed"]) for r in rows if r["config_hash"] == hashes.get((r["candidate"], r["seed"]))}
-        missing = [key for key in hashes if key not in current]
-        if missing:
-            errors = [r.error for r in grid if r.error is not None]
-            if errors:
-                raise SearchFailed(f"{len(errors)} {phase.value} run(s) failed: {str(errors[0]).splitlines()[0]}")
-            raise SearchInterrupted(run.name, phase.value)
-    return [r for r in run.registry.evaluations(run.search_id, phase)
-            if hashes.get((r["candidate"], r["seed"])) == r["config_hash"]]
+            for stage in stages:
+                stage.record_timing()
+        for stage in stages:
+            if stage.missing():
+                errors = [r.error for r in grid if r.error is not None and r.config["job"]["phase"] == stage.phase.value]
+                if errors:
+                    raise SearchFailed(f"{len(errors)} {stage.phase.value} run(s) failed: "
+                                       f"{str(errors[0]).splitlines()[0]}")
+                raise SearchInterrupted(run.name, stage.phase.value)
+        if then is not None and len(stages) == 1:  # the fit ended before the next phase began
+            raise SearchInterrupted(run.name, then[0].value)
+    return [stage.rows() for stage in stages]
 
 
 def selection_table(candidates: list[dict], selection: list[dict]) -> list[dict]:

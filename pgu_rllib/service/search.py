@@ -178,12 +178,15 @@ def run_protocol(run: SearchRun, settings: dict, resume: bool) -> dict:
             raise SearchFailed(f"search {run.name!r}: every trial failed (the first error is in the "
                                f"error.txt files under {run.exp_dir})")
         seeds = run.seeds.selection(run.n_selection)
-        selection = run_phase(run, Phase.SELECTION, [(i, c["params"], s) for i, c in enumerate(candidates)
-                                                      for s in seeds])
+
+        def test_jobs(selection: list[dict]) -> list[tuple[int, dict, int]]:  # the winner on the test seeds
+            winner = max(selection_table(candidates, selection), key=lambda c: c["selection_mean"])
+            return [(winner["rank"], winner["params"], s) for s in run.seeds.test(run.n_test)]
+
+        selection, test = run_phase(run, Phase.SELECTION, [(i, c["params"], s) for i, c in enumerate(candidates)
+                                                            for s in seeds], then=(Phase.TEST, test_jobs))
         table = selection_table(candidates, selection)
         winner = max(table, key=lambda c: c["selection_mean"])
-        test = run_phase(run, Phase.TEST, [(winner["rank"], winner["params"], s)
-                                            for s in run.seeds.test(run.n_test)])
         summary = _store_best(run, table, winner, test)
         run.registry.set_status(run.name, SearchStatus.COMPLETE)
     except SearchInterrupted as stop:
@@ -247,7 +250,7 @@ def evaluate(task: str, preset: str = "ppo", overrides: dict | None = None, *, e
     progress(f"{run.label} task {t.name}, preset {preset}{' + ' + json.dumps(overrides) if overrides else ''}, "
              f"{plural(run.n_test, 'test seed')} x {run.budget:,} env steps")
     try:
-        test = run_phase(run, Phase.TEST, [(0, {}, s) for s in run.seeds.test(run.n_test)])
+        [test] = run_phase(run, Phase.TEST, [(0, {}, s) for s in run.seeds.test(run.n_test)])
         run.registry.set_status(name, SearchStatus.COMPLETE)
     except SearchInterrupted as stop:
         return interrupted(run, stop, resume_hint=f"evaluate(..., name={run.name!r}, resume=True)")
