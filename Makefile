@@ -33,10 +33,10 @@ browser:
 	@command -v chromium >/dev/null || command -v chromium-browser >/dev/null || \
 	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null)
 
-# Two pytest workers (pytest-xdist), a test file each at a time: most of a real search's wall time is
-# start-up and waiting, so two files overlap on 2 cores (module-scoped fixtures stay in one worker).
+# Two pytest workers (pytest-xdist), a test file each at a time (module-scoped fixtures stay in one
+# worker), the heaviest files first (tests/conftest.py orders them; --no-loadscope-reorder keeps that).
 test: $(BIN)/.installed postgres browser
-	$(BIN)/python -m pytest -q -n 2 --dist loadfile --durations=10
+	$(BIN)/python -m pytest -q -n 2 --dist loadfile --no-loadscope-reorder --durations=10
 
 # For development: everything but the slow, cluster and PostgreSQL tests (about 5 minutes on 2 cores).
 test-fast: $(BIN)/.installed

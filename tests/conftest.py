@@ -9,9 +9,17 @@ second trial at a time in a search adds CPU and saves no wall time."""
 import os
 
 import pytest
+from hypothesis import settings
 
 os.environ.setdefault("RAY_DEDUP_LOGS", "0")
 os.environ.setdefault("OMP_NUM_THREADS", "1")
+
+# Property tests draw the same examples in every run (a hash of the test seeds them; no example database),
+# so the suite gives the same result every run. To look for new counterexamples:
+# `pytest --hypothesis-profile=explore tests/test_secrets.py` (random draws, as Hypothesis's default).
+settings.register_profile("suite", derandomize=True, database=None)
+settings.register_profile("explore", derandomize=False)
+settings.load_profile("suite")
 
 
 @pytest.fixture(scope="module")
@@ -77,3 +85,16 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config):
     share = wall / SUITE_BUDGET_S
     terminalreporter.write_line(f"pgu suite wall time: {wall:.0f} s of the {SUITE_BUDGET_S} s budget ({share:.0%})"
                                 + ("  ** OVER BUDGET **" if share > 1 else ""))
+
+
+HEAVY_MARKS = ("slow", "cluster", "postgres")
+
+
+def pytest_collection_modifyitems(config, items):
+    """The files with real searches and clusters first, then the rest, each group in file order. With
+    ``--dist loadfile`` a file is one unit of work, and the Makefile's ``--no-loadscope-reorder`` keeps
+    this order (xdist's default puts the files with the most tests first, which left the heaviest
+    files, a few tests each, for last: one pytest worker ran one while the other had nothing to do).
+    The many small files then fill in at the end."""
+    heavy = {item.path for item in items if any(item.get_closest_marker(m) for m in HEAVY_MARKS)}
+    items.sort(key=lambda item: item.path not in heavy)  # a stable sort: the order within each group stays

@@ -29,8 +29,8 @@ MIN_SECRET = 4  # shorter passwords are hidden inside URLs only (replacing "ab" 
 def url_secrets(url: str) -> list[str]:
     """The secrets in a database URL, as SQLAlchemy parses it: the password, a ``password=`` query
     value, and, for a password with an unescaped ``@`` (``user:p@ss@host``, which SQLAlchemy splits at
-    the first ``@``), everything between ``user:`` and the last ``@`` of the authority. Each also
-    percent-encoded; of at least ``MIN_SECRET`` characters."""
+    the first ``@``) or ``?`` (``user:p?ss@host``, which starts the query), everything between ``user:``
+    and the last ``@``. Each also percent-encoded; of at least ``MIN_SECRET`` characters."""
     import re
     from urllib.parse import quote, quote_plus
 
@@ -44,7 +44,9 @@ def url_secrets(url: str) -> list[str]:
             found.append(str(parsed.password))
         value = parsed.query.get("password")
         found += [value] if isinstance(value, str) else list(value or ())
-    authority = re.match(r"[A-Za-z][A-Za-z0-9+.\-]*://(.*)@", url.split("?", 1)[0])  # up to the last '@'
+    scheme_to_last_at = r"[A-Za-z][A-Za-z0-9+.\-]*://(.*)@"
+    authority = re.match(scheme_to_last_at, url.split("?", 1)[0])  # before the query, up to the last '@'
+    authority = authority or re.match(scheme_to_last_at, url)  # no '@' before the first '?': a raw '?' in it
     if authority and ":" in authority.group(1):
         found.append(authority.group(1).split(":", 1)[1])
     found = [f for f in found if len(f) >= MIN_SECRET and not any(g != f and g.startswith(f + "@") for g in found)]
