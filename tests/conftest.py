@@ -93,8 +93,8 @@ HEAVY_MARKS = ("slow", "cluster", "postgres")
 def pytest_collection_modifyitems(config, items):
     """The files with real searches and clusters first, then the rest, each group in file order. With
     ``--dist loadfile`` a file is one unit of work, and the Makefile's ``--no-loadscope-reorder`` keeps
-    this order (xdist's default puts the files with the most tests first, which left the heaviest
-    files, a few tests each, for last: one pytest worker ran one while the other had nothing to do).
-    The many small files then fill in at the end."""
+    this order. xdist's default puts the files with the most tests first, so the heaviest files (a few
+    tests each) came last, where one pytest worker can be left running one alone. The many small files
+    now fill in at the end."""
     heavy = {item.path for item in items if any(item.get_closest_marker(m) for m in HEAVY_MARKS)}
     items.sort(key=lambda item: item.path not in heavy)  # a stable sort: the order within each group stays
