@@ -73,7 +73,8 @@ def kill_tree(proc):
 
 
 def test_a_killed_trial_worker_is_retried_and_not_recorded_as_an_error(tmp_path):
-    args = [*SEARCH, "--trials", "2", "--env-steps", "8192", "--seed", "5", "--name", "worker", "--top-k", "1",
+    # One trial: the one whose worker is killed (a second trial would only repeat a normal one)
+    args = [*SEARCH, "--trials", "1", "--env-steps", "8192", "--seed", "5", "--name", "worker", "--top-k", "1",
             "--selection-seeds", "1", "--test-seeds", "1"]
     proc = start(*args, cwd=tmp_path)
 
@@ -90,7 +91,7 @@ def test_a_killed_trial_worker_is_retried_and_not_recorded_as_an_error(tmp_path)
     assert proc.returncode == 0, err[-3000:]
     db = tmp_path / "pgu_results" / "registry.db"
     statuses = [r[0] for r in rows(db, "select status from pgu_trials")]
-    assert len(statuses) == 2 and "error" not in statuses
+    assert statuses == ["complete"], statuses
     assert "errored" not in err or "error " not in " ".join(line for line in err.splitlines() if "[pgu" in line)
 
 
@@ -115,7 +116,7 @@ def test_two_searches_and_a_reader_share_one_sqlite_registry(tmp_path):
     while a.poll() is None or b.poll() is None:
         r = pgu("best", "--task", "bandit", "--json", cwd=tmp_path, timeout=120)
         reads.append((r.returncode, r.stderr))
-        time.sleep(1)
+        time.sleep(3)  # a read is a process start (~1 CPU-s): polling faster only slows the two searches
     for proc in (a, b):
         out, err = proc.communicate()
         assert proc.returncode == 0, err[-3000:]

@@ -63,8 +63,11 @@ def test_bandit_search_fills_optuna_and_the_registry(searched):
     assert "A new study created" not in out.stderr  # Optuna's INFO lines: the plan line names the study
     # the selection and test phases are one Tune run: one worker ran the 4 selection and the 2 test runs
     session = pathlib.Path(re.search(r"its logs: (\S+)", out.stderr).group(1))
-    runners = [f for f in session.glob("worker-*.out") if ":actor_name:EvaluationRun" in f.read_text()]
+    workers = {f.name: f.read_text() for f in session.glob("worker-*.out")}
+    runners = [name for name, log in workers.items() if ":actor_name:EvaluationRun" in log]
     assert len(runners) == 1, runners
+    idle = [name for name, log in workers.items() if ":actor_name:" not in log]
+    assert idle == [], idle  # no worker started ahead that no trial used (rllib/ray_session.py)
 
     db = tmp_path / "pgu_results" / "registry.db"
     check_study_tells_the_truth(db, "bandit-paper-s1")

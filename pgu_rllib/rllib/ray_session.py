@@ -5,6 +5,9 @@ Otherwise start a small local Ray on this machine:
 
 * every server on loopback: node IP 127.0.0.1 (``accel.guard.loopback_node_ip``);
 * no dashboard and no metrics endpoint (``RAY_enable_metrics_collection=0``);
+* no idle workers started ahead (``RAY_prestart_worker_first_driver=0``): Ray would start one per CPU
+  for the driver, and no trial uses them (a trial's actor starts its own worker), so each cost a Python
+  start for nothing (measured: 2 fewer worker processes and ~5 CPU-s less per search on 2 cores);
 * a 200 MiB object store.
 
 Token auth stays as Ray 2.60 sets it (on for new local clusters).
@@ -74,6 +77,7 @@ def _init_ray(num_cpus, num_gpus) -> bool:
             ray.init(log_to_driver=True)
         return False
     os.environ.setdefault("RAY_enable_metrics_collection", "0")
+    os.environ.setdefault("RAY_prestart_worker_first_driver", "0")  # read by the raylet ray.init starts
     global started_session_dir
     with loopback_node_ip():
         context = ray.init(
