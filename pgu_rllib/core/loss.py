@@ -66,6 +66,7 @@ class LossTerms:
     vf_loss: torch.Tensor  # per sample, before the clip
     vf_mean: torch.Tensor  # the mean of the clipped squared error
     ref_kl: torch.Tensor | None  # the mean k3 estimate of KL(π_θ‖π_ref)
+    delta_r: torch.Tensor | None = None  # per sample, as the scale saw it
 
 
 def masked_mean(x: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
@@ -93,20 +94,21 @@ def q_terms(rule, inputs: LossInputs) -> tuple[torch.Tensor | None, torch.Tensor
 def pgu_loss(rule, inputs: LossInputs, *, one_step: bool = False, entropy_coeff=0.0, kl_coeff=0.0,
              vf_loss_coeff: float = 0.0, vf_clip: float = float("inf"), use_critic: bool = False,
              fixed_f: torch.Tensor | None = None, scale_fn=None, module_id: str = "default_policy",
-             step: int = 0) -> LossTerms:
+             step: int = 0, check: bool = True) -> LossTerms:
     """Every term of the PGU loss of ``rule`` (an ``UpdateRule``) on one minibatch.
 
     ``one_step``: the batch takes one gradient step (Δ_O ≡ 0, spec §1). ``fixed_f``: the scale's values of
     an earlier pass (a trust-region line search holds them at θ_old); ``scale_fn``: the rule's scale function,
     made once by the caller (else made here). A non-finite Δ_O or Δ_R raises
-    ``FloatingPointError`` naming ``module_id`` and the learner's ``step``."""
+    ``FloatingPointError`` naming ``module_id`` and the learner's ``step``; ``check=False`` leaves that check
+    to the caller (a population checks every member's ``delta_o`` and ``delta_r`` at once, outside ``vmap``)."""
     mask = inputs.mask
     q_sa, expected_q = q_terms(rule, inputs)
     x = delta_o(inputs.logp, inputs.behaviour_logp, on_policy=one_step)
     y = delta_r(rule.delta_r, advantages=inputs.advantages, value_targets=inputs.value_targets,
                 returns=inputs.returns, group=inputs.group, q_sa=q_sa, v_s=inputs.values,
                 normalize=rule.normalize_delta_r, mask=mask)
-    if fixed_f is None and not bool(torch.isfinite(x).all() & torch.isfinite(y).all()):  # one host sync
+    if check and fixed_f is None and not bool(torch.isfinite(x).all() & torch.isfinite(y).all()):  # one host sync
         check_finite("delta_o", x, module_id=module_id, step=step)
         check_finite("delta_r", y, module_id=module_id, step=step)
     f = (scale_fn or rule.scale_fn())(x, y) if fixed_f is None else fixed_f
@@ -130,4 +132,5 @@ def pgu_loss(rule, inputs: LossInputs, *, one_step: bool = False, entropy_coeff=
         values = vf_loss = clipped = torch.zeros_like(inputs.logp)
     vf_mean = masked_mean(clipped, mask)
     return LossTerms(total=policy + vf_loss_coeff * vf_mean, policy=policy, surrogate=surr, delta_o=x, f=f,
-                     entropy=entropy, kl=kl, values=values, vf_loss=vf_loss, vf_mean=vf_mean, ref_kl=ref_kl)
+                     entropy=entropy, kl=kl, values=values, vf_loss=vf_loss, vf_mean=vf_mean, ref_kl=ref_kl,
+                     delta_r=y)

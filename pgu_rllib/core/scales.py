@@ -73,8 +73,10 @@ def make_mla(alpha_o: float, alpha_r: float) -> ScaleFn:
 
 
 def make_ppo_clip(epsilon: float) -> ScaleFn:
-    """``e^x·y`` inside PPO's trust region for the sign of y, else 0 (PPO's clip)."""
-    hi, lo = math.log1p(epsilon), math.log1p(-epsilon)
+    """``e^x·y`` inside PPO's trust region for the sign of y, else 0 (PPO's clip). ``epsilon`` may be a
+    tensor (a population's per-member ε, docs/spec.md §8)."""
+    log1p = math.log1p if isinstance(epsilon, (int, float)) else torch.log1p
+    hi, lo = log1p(epsilon), log1p(-epsilon)
 
     def f_ppo_clip(x, y):
         keep = ((y > 0) & (x < hi)) | ((y < 0) & (x > lo))

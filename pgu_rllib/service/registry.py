@@ -19,11 +19,13 @@ Example::
 """
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
 import pathlib
 import tempfile
+import time
 
 import sqlalchemy as sa
 from sqlalchemy import orm
@@ -33,6 +35,7 @@ from pgu_rllib.service.tables import (BestRow, EvaluationRow, Phase, SearchRow, 
 from pgu_rllib.service.urls import DEFAULT_URL, check_url, first_line, mask_password, url_secrets
 
 VERSION_TABLE = "pgu_alembic_version"
+SCHEMA_LOCK_KEY = 0x7067755F72656721  # PostgreSQL advisory lock of the schema migration ("pgu_reg!")
 REGISTRY_ENV = "PGU_REGISTRY_URL"  # how a search's Tune callbacks find its registry (never pickled)
 MIGRATIONS = pathlib.Path(__file__).resolve().parent / "migrations"
 
@@ -88,30 +91,56 @@ class Registry:
                           f"{first_line(getattr(err, 'orig', err), url_secrets(self.url))}")
 
     def connect(self) -> "Registry":
-        """Create the directory (SQLite) and create or upgrade the schema to the current revision."""
+        """Create the directory (SQLite) and create or upgrade the schema to the current revision.
+
+        One process migrates at a time: the revision is read again and the migration runs inside
+        ``_schema_transaction`` (SQLite: one EXCLUSIVE transaction, in which its DDL is atomic;
+        PostgreSQL: a transaction-scoped advisory lock). Two searches that start at once on a new
+        registry therefore never interleave their migrations: the second finds the schema made
+        (``tests/test_registry.py``)."""
         from alembic import command
 
         self.check_not_newer()
         if self._sqlite_path and self._sqlite_path != ":memory:":
             pathlib.Path(self._sqlite_path).parent.mkdir(parents=True, exist_ok=True)
         try:
-            for attempt in range(2):  # a concurrent writer may upgrade between our read and our write
-                try:
-                    with self.engine.begin() as conn:
-                        current = _revision(conn)
-                        if current == head_revision():
-                            return self
-                        cfg = _alembic_config(conn)
-                        if current == "0001" and not _has_version_table(conn):
-                            command.stamp(cfg, "0001")
-                        command.upgrade(cfg, "head")
+            if self.schema() == head_revision():  # the common case, without the lock
+                return self
+            with self._schema_transaction() as conn:
+                current = _revision(conn)
+                if current == head_revision():
                     return self
-                except sa.exc.OperationalError:
-                    if attempt:
-                        raise
+                cfg = _alembic_config(conn)
+                if current == "0001" and not _has_version_table(conn):
+                    command.stamp(cfg, "0001")
+                command.upgrade(cfg, "head")
         except sa.exc.SQLAlchemyError as err:
             raise self._unreachable(err) from None
         return self
+
+    @contextlib.contextmanager
+    def _schema_transaction(self):
+        """A connection in a transaction that holds the schema lock until it commits."""
+        with self.engine.connect() as conn:
+            if self.engine.dialect.name == "sqlite":
+                dbapi = conn.connection.dbapi_connection
+                implicit = dbapi.isolation_level
+                dbapi.isolation_level = None  # pysqlite's implicit BEGIN off: ours takes the write lock first
+                try:
+                    conn.exec_driver_sql("BEGIN EXCLUSIVE")  # waits out another migrator (the busy timeout)
+                    try:
+                        yield conn
+                    except BaseException:
+                        conn.rollback()
+                        raise
+                    conn.commit()
+                finally:
+                    dbapi.isolation_level = implicit
+            else:
+                with conn.begin():
+                    if self.engine.dialect.name == "postgresql":
+                        conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock({SCHEMA_LOCK_KEY})")
+                    yield conn
 
     def check_reachable(self, write: bool = True) -> None:
         """Open and close one connection without writing anything; for SQLite, check that the file
@@ -370,14 +399,29 @@ def engine_kwargs(url: str) -> dict:
     return {}
 
 
+OPTUNA_STORAGE_TRIES = 3
+
+
 def optuna_storage(url: str):
     """Optuna's RDB storage of a search, on the registry's database. Optuna's INFO lines ("A new study
     created ...", "Using an existing study ...") are silenced: the search's plan line names the study.
-    (Optuna configures its logger on first use, which undoes a level set before: ``set_verbosity``.)"""
+    (Optuna configures its logger on first use, which undoes a level set before: ``set_verbosity``.)
+
+    Two searches that start at once on a new database both create Optuna's tables. Optuna creates them
+    one statement at a time, outside a transaction, so the second creator's ``CREATE TABLE`` (or its
+    version row) fails once the first has made it ("already exists", or SQLite's "database is locked"
+    where the two writers' locks deadlock). Creation is tried again, up to ``OPTUNA_STORAGE_TRIES``
+    times: a second try finds the tables made (``tests/test_registry.py``)."""
     import optuna
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    return optuna.storages.RDBStorage(url=url, engine_kwargs=engine_kwargs(url))
+    for attempt in range(1, OPTUNA_STORAGE_TRIES + 1):
+        try:
+            return optuna.storages.RDBStorage(url=url, engine_kwargs=engine_kwargs(url))
+        except (sa.exc.OperationalError, sa.exc.IntegrityError, optuna.exceptions.StorageInternalError):
+            if attempt == OPTUNA_STORAGE_TRIES:
+                raise
+            time.sleep(0.5 * attempt)
 
 
 def _has_version_table(connection) -> bool:

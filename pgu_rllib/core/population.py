@@ -1,0 +1,309 @@
+"""A population: K configurations of one structure, updated in one batched pass (docs/spec.md §8).
+
+A search trains many small networks that differ only in numbers. At 64-64 MLPs and minibatches of 64, a
+gradient step costs per-operation overhead, not arithmetic, so K members cost about what one costs when
+their parameters are stacked along a leading member axis and one ``vmap`` computes every member's loss
+and gradient (PureJaxRL's idea, in PyTorch). Pure torch, no Ray: the sampler and the search sit above.
+
+Member k learns what a solo learner of its configuration learns (docs/spec.md §8):
+
+    loss_k    = pgu_loss(rule, member k's minibatch; member k's scale, c_H, c_V)     (§1–§4, one structure)
+    g_k       = ∇ loss_k                                   (``vmap(grad)``: no term mixes two members)
+    g_k      ← g_k · min(1, c_k / (‖g_k‖ + 1e-6))          (RLlib's ``grad_clip_by="global_norm"``)
+    θ_k      ← Adam(θ_k, g_k; η_k)                         (torch's Adam, moments and step count per member)
+
+Per member: η, the gradient clip, c_H, c_V, the scale and its parameters (``Member``). Every scale present
+is computed for every member and each member takes its own (``torch.where``). The rest of the rule and
+the network are the population's structure; ``Population`` refuses members that differ there.
+
+Example::
+
+    >>> import torch
+    >>> from pgu_rllib.core.update_rule import UpdateRule
+    >>> _ = torch.manual_seed(0)
+    >>> nets = [ActorCritic(4, 2, discrete=True) for _ in range(3)]
+    >>> members = [Member(UpdateRule(scale="ppo_clip"), lr=3e-4), Member(UpdateRule(scale="mla", alpha_o=1.0,
+    ...            alpha_r=0.5), lr=1e-3), Member(UpdateRule(scale="dpo"), lr=1e-2, grad_clip=0.5)]
+    >>> pop = Population(nets, members, discrete=True)
+    >>> batch = {"obs": torch.randn(3, 64, 4), "actions": torch.randint(0, 2, (3, 64)),
+    ...          "behaviour_logp": torch.full((3, 64), -0.69), "advantages": torch.randn(3, 64),
+    ...          "value_targets": torch.randn(3, 64)}
+    >>> pop.step(batch)["total"].shape     # one minibatch step for each of the 3 members
+    torch.Size([3])
+"""
+from __future__ import annotations
+
+import copy
+import dataclasses
+import math
+
+import torch
+from torch import nn
+from torch.func import functional_call, grad_and_value, stack_module_state, vmap
+
+from pgu_rllib.core.loss import LossInputs, pgu_loss
+from pgu_rllib.core.scales import SCALE_NAMES, SCALES, scale_params
+
+ADAM_BETAS, ADAM_EPS = (0.9, 0.999), 1e-8  # torch.optim.Adam's defaults, which RLlib's learner uses
+PER_MEMBER_RULE_KEYS = ("scale", *scale_params())  # the rule's keys a member may set; the rest is structure
+
+
+@dataclasses.dataclass
+class Member:
+    """One configuration of a population: its rule (only ``PER_MEMBER_RULE_KEYS`` may differ between
+    members) and its optimisation numbers. ``grad_clip=None``: no clipping."""
+
+    rule: object  # an UpdateRule
+    lr: float
+    grad_clip: float | None = None
+    entropy_coeff: float = 0.0
+    vf_loss_coeff: float = 1.0
+    gamma: float = 0.99  # GAE's discount and λ (used by ``gae``, before the update)
+    lam: float = 0.95
+
+
+class ActorCritic(nn.Module):
+    """Separate policy and value MLPs (RLlib's default PPO module, ``vf_share_layers=False``), orthogonal
+    init (gain √2, the policy head 0.01, the value head 1). The policy gives the logits (discrete) or the
+    Gaussian's mean and log-std (continuous: a free log-std parameter, or a second head)."""
+
+    def __init__(self, obs_dim: int, act_dim: int, *, discrete: bool, hidden=(64, 64), activation=nn.Tanh,
+                 free_log_std: bool = True):
+        super().__init__()
+
+        def mlp(out: int, gain: float) -> nn.Sequential:
+            layers, width = [], obs_dim
+            for h in hidden:
+                layers += [_orthogonal(nn.Linear(width, h), math.sqrt(2)), activation()]
+                width = h
+            return nn.Sequential(*layers, _orthogonal(nn.Linear(width, out), gain))
+
+        two_heads = not discrete and not free_log_std
+        self.pi = mlp(2 * act_dim if two_heads else act_dim, 0.01)
+        self.vf = mlp(1, 1.0)
+        self.log_std = nn.Parameter(torch.zeros(act_dim)) if not discrete and free_log_std else None
+
+    def forward(self, obs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        out = self.pi(obs)
+        if self.log_std is not None:
+            out = torch.cat([out, self.log_std.expand_as(out)], dim=-1)
+        return out, self.vf(obs).squeeze(-1)
+
+
+def _orthogonal(layer: nn.Linear, gain: float) -> nn.Linear:
+    nn.init.orthogonal_(layer.weight, gain)
+    nn.init.zeros_(layer.bias)
+    return layer
+
+
+def log_prob_entropy(dist_inputs: torch.Tensor, actions: torch.Tensor, discrete: bool):
+    """log π(a|s) and H(π(·|s)) of a categorical (logits) or diagonal Gaussian (mean, log-std)."""
+    if discrete:
+        logp_all = torch.log_softmax(dist_inputs, dim=-1)
+        logp = logp_all.gather(-1, actions.long().unsqueeze(-1)).squeeze(-1)
+        return logp, -(logp_all.exp() * logp_all).sum(-1)
+    mean, log_std = dist_inputs.chunk(2, dim=-1)
+    z = (actions - mean) / log_std.exp()
+    logp = (-0.5 * z**2 - log_std - 0.5 * math.log(2 * math.pi)).sum(-1)
+    return logp, (log_std + 0.5 * (1.0 + math.log(2 * math.pi))).sum(-1)
+
+
+def gae(rewards, values, dones, next_value, gamma, lam) -> torch.Tensor:
+    """GAE(λ) advantages of every member at once: ``rewards``, ``values``, ``dones`` are ``[K, T, n]`` (n envs per
+    member), ``next_value`` ``[K, n]`` bootstraps the rollout's cut-off, ``gamma`` and ``lam`` are per member.
+
+        δ_t = r_t + γ·V(s_{t+1})·(1 − d_t) − V(s_t),    Â_t = δ_t + γλ·(1 − d_t)·Â_{t+1}
+    """
+    gamma64, lam64 = (torch.as_tensor(v, dtype=torch.float64).view(-1, 1) for v in (gamma, lam))
+    g, gl = gamma64.to(rewards.dtype), (gamma64 * lam64).to(rewards.dtype)  # γλ rounded once, as γ·λ in Python
+    adv, last = torch.zeros_like(rewards), torch.zeros_like(next_value)
+    for t in reversed(range(rewards.shape[1])):
+        nv = next_value if t == rewards.shape[1] - 1 else values[:, t + 1]
+        delta = rewards[:, t] + g * nv * (1 - dones[:, t]) - values[:, t]
+        last = delta + gl * (1 - dones[:, t]) * last
+        adv[:, t] = last
+    return adv
+
+
+def structure_difference(rule, reference) -> tuple | None:
+    """The first key outside ``PER_MEMBER_RULE_KEYS`` where ``rule`` differs from ``reference``, as
+    ``(key, rule's value, reference's value)``, or None."""
+    for key, value in dataclasses.asdict(rule).items():
+        if key not in PER_MEMBER_RULE_KEYS and value != getattr(reference, key):
+            return key, value, getattr(reference, key)
+    return None
+
+
+def check_one_structure(members: list[Member], reference=None, who: str = "member 0") -> None:
+    """Raise ``ValueError`` naming the first member and key where a member's rule differs from ``reference``
+    (member 0's rule by default) outside ``PER_MEMBER_RULE_KEYS``, or a rule a population cannot run yet."""
+    reference = members[0].rule if reference is None else reference
+    for k, m in enumerate(members):
+        diff = structure_difference(m.rule, reference)
+        if diff:
+            key, value, ref = diff
+            raise ValueError(f"member {k}: {key}={value!r} differs from {who}'s {key}={ref!r}; a population holds one structure (only "
+                             f"{', '.join(PER_MEMBER_RULE_KEYS)}, lr, grad_clip, entropy_coeff, vf_loss_coeff, gamma "
+                             f"and lam may differ)")
+        if m.rule.step != "first_order" or m.rule.ref_kl_coeff != 0:
+            raise ValueError(f"member {k}: step={m.rule.step!r}, ref_kl_coeff={m.rule.ref_kl_coeff!r}: a population "
+                             f"runs step='first_order' with ref_kl_coeff=0 only")
+
+
+class Population:
+    """K members (``Member``) with networks of one structure (``modules``, each member's initial weights),
+    updated together by ``step``. ``params`` holds the stacked weights (``[K, ...]`` per tensor); Adam's
+    moments and step count are per member too, so a member can be replaced (``set_member``), cloned
+    (``copy_member``, PBT's exploit) or removed (``remove``) without touching the others."""
+
+    def __init__(self, modules: list[nn.Module], members: list[Member], *, discrete: bool, one_step: bool = False,
+                 use_critic: bool = True, vf_clip: float = math.inf):
+        if len(modules) != len(members) or not members:
+            raise ValueError(f"{len(modules)} modules for {len(members)} members; give one module per member")
+        for m in members:
+            m.rule.validate()
+        check_one_structure(members)
+        self.rule, self.discrete = members[0].rule, discrete
+        self.one_step, self.use_critic, self.vf_clip = one_step, use_critic, vf_clip
+        params, buffers = stack_module_state(modules)
+        self.params = {k: v.detach().clone() for k, v in params.items()}
+        self.buffers = {k: v.detach().clone() for k, v in buffers.items()}
+        self.base = copy.deepcopy(modules[0]).to("meta")  # the structure; the weights live in self.params
+        self.exp_avg = {k: torch.zeros_like(v) for k, v in self.params.items()}
+        self.exp_avg_sq = {k: torch.zeros_like(v) for k, v in self.params.items()}
+        self.steps = [0] * len(members)  # Adam's step count, per member
+        self.lr_factor = torch.ones(len(members), dtype=torch.float64)  # a schedule's factor on each member's lr
+        self.members = list(members)
+        self._rebuild_hp()
+        self._member_grads = vmap(grad_and_value(self._member_loss, has_aux=True))
+
+    @property
+    def K(self) -> int:
+        return len(self.members)
+
+    def _rebuild_hp(self) -> None:
+        """The per-member tensors, from ``self.members``: the scale's index and parameters, the coefficients,
+        lr and clip. A member's unused scale parameters hold the scale's default (or 1): inert."""
+        members = self.members
+        self.scales = tuple(s for s in SCALE_NAMES if any(m.rule.scale == s for m in members))
+
+        def per_member(values) -> torch.Tensor:
+            return torch.tensor(values, dtype=torch.float64)
+
+        self.hp = {"scale": torch.tensor([self.scales.index(m.rule.scale) for m in members]),
+                   "entropy_coeff": per_member([m.entropy_coeff for m in members]),
+                   "vf_loss_coeff": per_member([m.vf_loss_coeff for m in members])}
+        for key, param in scale_params().items():
+            if any(key in SCALES[s].params for s in self.scales):
+                fill = param.default if param.default is not None else 1.0
+                self.hp[key] = per_member([getattr(m.rule, key) if key in SCALES[m.rule.scale].params else fill
+                                           for m in members])
+        self.lr = per_member([m.lr for m in members])
+        self.grad_clip = torch.tensor([math.inf if m.grad_clip is None else m.grad_clip for m in members])
+
+    def set_member(self, k: int, member: Member, module: nn.Module | None = None) -> None:
+        """Give slot k a new configuration (PBT's explore, or a refill after a member stopped). With
+        ``module``: also its weights, and a fresh Adam state (a new member); without: the weights and Adam
+        state stay (the same network goes on under new hyperparameters)."""
+        member.rule.validate()
+        try:
+            check_one_structure([member], reference=self.rule, who="the population")
+        except ValueError as err:
+            raise ValueError(f"slot {k}: {str(err).split(': ', 1)[1]}") from None
+        self.members[k] = member
+        if module is not None:
+            for name, v in {**dict(module.named_parameters()), **dict(module.named_buffers())}.items():
+                (self.params if name in self.params else self.buffers)[name][k] = v.detach()
+            for state in (self.exp_avg, self.exp_avg_sq):
+                for v in state.values():
+                    v[k] = 0
+            self.steps[k] = 0
+        self._rebuild_hp()
+
+    def copy_member(self, src: int, dst: int) -> None:
+        """Slot ``dst`` takes slot ``src``'s weights and Adam state (PBT's exploit); its hyperparameters stay
+        its own until ``set_member`` changes them."""
+        for state in (self.params, self.buffers, self.exp_avg, self.exp_avg_sq):
+            for v in state.values():
+                v[dst] = v[src]
+        self.steps[dst] = self.steps[src]
+
+    def remove(self, k: int) -> None:
+        """Drop member k (stopped by the scheduler): the population shrinks, the others go on unchanged."""
+        if self.K == 1:
+            raise ValueError("cannot remove the last member of a population")
+        keep = [i for i in range(self.K) if i != k]
+        for state in (self.params, self.buffers, self.exp_avg, self.exp_avg_sq):
+            for name, v in state.items():
+                state[name] = v[keep].clone()
+        self.lr_factor = self.lr_factor[keep]
+        del self.steps[k], self.members[k]
+        self._rebuild_hp()
+
+    def _scale_fn(self, hp: dict):
+        """Member k's scale: each scale present, computed, and member k's own taken."""
+
+        def f(x, y):
+            out = torch.zeros_like(y)
+            for i, name in enumerate(self.scales):
+                spec = SCALES[name]
+                out = torch.where(hp["scale"] == i, spec.factory(**{k: hp[k] for k in spec.params})(x, y), out)
+            return out
+
+        return f
+
+    def _member_loss(self, params, buffers, batch, hp):
+        """One member's loss on its minibatch (called under ``vmap``: every tensor here is one member's)."""
+        dist_inputs, values = functional_call(self.base, (params, buffers), (batch["obs"],))
+        logp, entropy = log_prob_entropy(dist_inputs, batch["actions"], self.discrete)
+        inputs = LossInputs(logp=logp, behaviour_logp=batch["behaviour_logp"], actions=batch["actions"],
+                            logits=dist_inputs if self.discrete else None, discrete=self.discrete, values=values,
+                            value_targets=batch.get("value_targets"), advantages=batch.get("advantages"),
+                            returns=batch.get("returns"), entropy=entropy)
+        terms = pgu_loss(self.rule, inputs, one_step=self.one_step, entropy_coeff=hp["entropy_coeff"],
+                         vf_loss_coeff=hp["vf_loss_coeff"], vf_clip=self.vf_clip, use_critic=self.use_critic,
+                         scale_fn=self._scale_fn(hp), check=False)
+        return terms.total, {"policy": terms.policy, "vf_mean": terms.vf_mean, "entropy": entropy.mean(),
+                             "delta_o": terms.delta_o, "delta_r": terms.delta_r}
+
+    def losses(self, batch: dict) -> tuple[dict, torch.Tensor, dict]:
+        """Every member's gradient, total loss and loss terms on its minibatch (``[K, M, ...]`` tensors),
+        without a step. A member's non-finite Δ_O or Δ_R raises ``FloatingPointError`` naming it."""
+        grads, (total, aux) = self._member_grads(self.params, self.buffers, batch, self.hp)
+        for name in ("delta_o", "delta_r"):
+            finite = torch.isfinite(aux[name]).flatten(1).all(1)
+            if not bool(finite.all()):
+                k = int((~finite).nonzero()[0])
+                raise FloatingPointError(f"non-finite {name} in population member {k} at its step {self.steps[k]}")
+        return grads, total, aux
+
+    def step(self, batch: dict) -> dict:
+        """One minibatch step for every member: gradient, clip by the member's global norm, Adam. Returns
+        per-member statistics (``[K]`` tensors): the loss terms before the step and the gradient's norm."""
+        grads, total, aux = self.losses(batch)
+        dtype = next(iter(self.params.values())).dtype
+        norms = torch.linalg.vector_norm(
+            torch.stack([torch.linalg.vector_norm(g.flatten(1), dim=1) for g in grads.values()], dim=1), dim=1)
+        clip = self.grad_clip.to(dtype)
+        coeff = torch.where(torch.isinf(clip), torch.ones_like(norms),  # no clip; else RLlib's global-norm rule
+                            torch.clamp(clip / torch.maximum(norms + 1e-6, clip), max=1.0))
+        self.steps = [t + 1 for t in self.steps]
+        beta1, beta2 = ADAM_BETAS
+        # torch's Adam, with Python floats per member: value = −lr/(1 − β₁ᵗ), denominator √v/√(1 − β₂ᵗ) + ε
+        neg_step = (-(self.lr * self.lr_factor) / torch.tensor([1 - beta1**t for t in self.steps],
+                                                                 dtype=torch.float64)).to(dtype)
+        bc2_sqrt = torch.tensor([(1 - beta2**t) ** 0.5 for t in self.steps], dtype=torch.float64).to(dtype)
+        for name, g in grads.items():
+            shape = (self.K,) + (1,) * (g.dim() - 1)
+            g = g * coeff.view(shape)
+            m, v = self.exp_avg[name], self.exp_avg_sq[name]
+            m.lerp_(g, 1 - beta1)
+            v.mul_(beta2).addcmul_(g, g, value=1 - beta2)
+            denom = (v.sqrt() / bc2_sqrt.view(shape)).add_(ADAM_EPS)
+            self.params[name].add_(neg_step.view(shape) * m / denom)
+        return {"total": total, "policy": aux["policy"], "vf_mean": aux["vf_mean"], "entropy": aux["entropy"],
+                "grad_norm": norms}
+
+    def member_state_dict(self, k: int) -> dict:
+        """Member k's weights, as its solo module's ``state_dict``."""
+        return {name: v[k].clone() for name, v in {**self.params, **self.buffers}.items()}
