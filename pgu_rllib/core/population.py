@@ -5,7 +5,8 @@ gradient step costs per-operation overhead, not arithmetic, so K members cost ab
 their parameters are stacked along a leading member axis and one ``vmap`` computes every member's loss
 and gradient (PureJaxRL's idea, in PyTorch). Pure torch, no Ray: the sampler and the search sit above.
 
-Member k learns what a solo learner of its configuration learns (docs/spec.md §8):
+Member k takes the steps a solo learner of its configuration takes, to float32 rounding per step (docs/spec.md
+§8; the measured bounds are in tests/test_population.py):
 
     loss_k    = pgu_loss(rule, member k's minibatch; member k's scale, c_H, c_V)     (§1–§4, one structure)
     g_k       = ∇ loss_k                                   (``vmap(grad)``: no term mixes two members)
