@@ -135,19 +135,21 @@ def structure_difference(rule, reference) -> tuple | None:
     return None
 
 
-def check_one_structure(members: list[Member], reference=None, who: str = "member 0") -> None:
-    """Raise ``ValueError`` naming the first member and key where a member's rule differs from ``reference``
-    (member 0's rule by default) outside ``PER_MEMBER_RULE_KEYS``, or a rule a population cannot run yet."""
+def check_one_structure(members: list[Member], reference=None, who: str = "member 0", names=None) -> None:
+    """Raise ``ValueError`` naming the first member (``names[k]``, else ``member k``) and key where a member's
+    rule differs from ``reference`` (member 0's rule by default, called ``who``) outside
+    ``PER_MEMBER_RULE_KEYS``, or a rule a population cannot run yet."""
     reference = members[0].rule if reference is None else reference
     for k, m in enumerate(members):
+        name = names[k] if names else f"member {k}"
         diff = structure_difference(m.rule, reference)
         if diff:
             key, value, ref = diff
-            raise ValueError(f"member {k}: {key}={value!r} differs from {who}'s {key}={ref!r}; a population holds one structure (only "
+            raise ValueError(f"{name}: {key}={value!r} differs from {who}'s {key}={ref!r}; a population holds one structure (only "
                              f"{', '.join(PER_MEMBER_RULE_KEYS)}, lr, grad_clip, entropy_coeff, vf_loss_coeff, gamma "
                              f"and lam may differ)")
         if m.rule.step != "first_order" or m.rule.ref_kl_coeff != 0:
-            raise ValueError(f"member {k}: step={m.rule.step!r}, ref_kl_coeff={m.rule.ref_kl_coeff!r}: a population "
+            raise ValueError(f"{name}: step={m.rule.step!r}, ref_kl_coeff={m.rule.ref_kl_coeff!r}: a population "
                              f"runs step='first_order' with ref_kl_coeff=0 only")
 
 
@@ -207,10 +209,7 @@ class Population:
         ``module``: also its weights, and a fresh Adam state (a new member); without: the weights and Adam
         state stay (the same network goes on under new hyperparameters)."""
         member.rule.validate()
-        try:
-            check_one_structure([member], reference=self.rule, who="the population")
-        except ValueError as err:
-            raise ValueError(f"slot {k}: {str(err).split(': ', 1)[1]}") from None
+        check_one_structure([member], reference=self.rule, who="the population", names=[f"slot {k}"])
         self.members[k] = member
         if module is not None:
             for name, v in {**dict(module.named_parameters()), **dict(module.named_buffers())}.items():

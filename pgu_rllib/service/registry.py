@@ -100,11 +100,11 @@ class Registry:
         (``tests/test_registry.py``)."""
         from alembic import command
 
-        self.check_not_newer()
+        current = self.check_not_newer()
         if self._sqlite_path and self._sqlite_path != ":memory:":
             pathlib.Path(self._sqlite_path).parent.mkdir(parents=True, exist_ok=True)
         try:
-            if self.schema() == head_revision():  # the common case, without the lock
+            if current == head_revision():  # the common case, without the lock
                 return self
             with self._schema_transaction() as conn:
                 current = _revision(conn)
@@ -183,18 +183,19 @@ class Registry:
     def in_memory(self) -> bool:
         return self._sqlite_path in (None, "", ":memory:") and self.url.startswith("sqlite")
 
-    def check_not_newer(self) -> None:
-        """``ValueError`` when a newer pgu-rllib wrote the database (a revision this one does not know)."""
+    def check_not_newer(self) -> str | None:
+        """``ValueError`` when a newer pgu-rllib wrote the database (a revision this one does not know);
+        else the schema revision it read (``schema()``)."""
         current = self.schema()
         if current is not None and current not in known_revisions():
             raise ValueError(f"registry {self.safe_url} was written by a newer pgu-rllib (schema revision {current}); "
                              f"upgrade pgu-rllib to read or write it")
+        return current
 
     def check_current(self) -> bool:
         """For readers: False when the database holds no pgu tables; ``ValueError`` (with the upgrade
         command) when it was written by an older schema."""
-        self.check_not_newer()
-        current = self.schema()
+        current = self.check_not_newer()
         if current is None:
             return False
         if current != head_revision():

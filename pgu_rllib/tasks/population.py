@@ -175,10 +175,13 @@ class PopulationTrainer:
                             truncated_final.append((k, i, o))
                         o, _ = env.reset()
                     next_obs.append(torch.as_tensor(o, dtype=torch.float32))
-            for k, i, o in truncated_final:  # bootstrap a cut-off tail with γ·V(final obs), as RLlib does
+            if truncated_final:  # bootstrap each cut-off tail with γ·V(final obs), as RLlib does: one forward
                 final = self.obs.clone()
-                final[k, i] = torch.as_tensor(o, dtype=torch.float32)
-                rew_buf[k, t, i] += float(gamma[k]) * self.policy(final)[1][k, i]
+                for k, i, o in truncated_final:
+                    final[k, i] = torch.as_tensor(o, dtype=torch.float32)
+                final_values = self.policy(final)[1]
+                for k, i, _ in truncated_final:
+                    rew_buf[k, t, i] += float(gamma[k]) * final_values[k, i]
             self.obs = torch.stack(next_obs).view(K, n, -1)
         self.env_steps += K * n * T
         self.member_steps = [s + n * T for s in self.member_steps]
