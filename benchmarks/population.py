@@ -6,8 +6,8 @@ Arms, in one run, torch on one thread (so every figure is per core):
 * ``population K``: ``PopulationTrainer`` (``pgu_rllib/tasks/population.py``) with K members of the recipe
   below; members differ in lr and cycle through the scales ``ppo_clip``, ``mla`` and ``dpo`` (so every
   scale is computed for every member, as in a search). One warm-up iteration, then ``--iters`` timed ones;
-* ``env only K``: the same K×n envs with the same wrappers, stepped with actions drawn beforehand, in the
-  same Python loop with the same resets: the rate no trainer of these envs can pass;
+* ``env only K``: the same K×n plain envs, stepped with actions drawn beforehand, in the same Python loop
+  with the same resets (no normalisation, no network): the rate no trainer of these envs can pass;
 * ``one trial``: ``pgu train --task T --preset ppo --json`` (a real RLlib trial, its own process;
   ``env_steps_per_s`` counts training iterations only) and, on MuJoCo, ``benchmarks/minimal_ppo.py
   --num-envs 16`` and SB3 (``benchmarks/sb3_ppo.py``) when the ``baselines`` extra is installed.
@@ -65,11 +65,11 @@ def population_rate(env_id: str, k: int, iters: int) -> dict:
 
 
 def env_only_rate(env_id: str, k: int, iters: int) -> float:
-    """K×n envs with the recipe's wrappers, actions drawn beforehand, the trainer's step-and-reset loop."""
+    """K×n plain envs, actions drawn beforehand, the trainer's step-and-reset loop."""
     from pgu_rllib.tasks.population import PopulationSpec, make_env
 
     spec = PopulationSpec(env_id, **RECIPES[env_id][0])
-    envs = [make_env(env_id, 0.99, spec.normalize) for _ in range(k * spec.num_envs)]
+    envs = [make_env(env_id) for _ in range(k * spec.num_envs)]
     for i, env in enumerate(envs):
         env.reset(seed=i)
         env.action_space.seed(i)

@@ -17,7 +17,13 @@ from pgu_rllib.tasks.population import PopulationSpec, PopulationTrainer
 # whose gradient is at rounding level moves by up to lr per step either way. Measured on these members: max
 # |Δθ| 1.4e-7, and 3.7e-6 for the lr-3e-3 DPO member on HalfCheetah.
 ATOL = 1e-5
-TRIAL_ATOL = 1e-5  # one whole iteration (sampling, GAE, 8 steps): the same actions, so the same bound
+# One whole iteration (sampling, GAE, 8 steps). The batched forward that samples rounds differently for K = 4
+# and K = 1, so MuJoCo's states drift apart at rounding level and the value targets differ by ~1e-7; Adam
+# turns that into up to one lr per coordinate with a near-zero gradient. So the bound is relative: member k's
+# weights differ from its solo run by at most TRIAL_RTOL of how far the solo run moved them (per tensor).
+# Measured (HalfCheetah, recipe normalisation): 5.9e-4 for the lr-3e-3 DPO member, ≤ 6e-6 for the others.
+TRIAL_RTOL = 2e-3
+TRIAL_ATOL = 1e-5  # the absolute bound, where the trajectories are exactly the same (the later tests)
 
 MEMBERS = [
     Member(UpdateRule(scale="ppo_clip", epsilon=0.2), lr=3e-4, grad_clip=0.5, entropy_coeff=0.0),
@@ -124,12 +130,14 @@ def test_a_member_of_a_population_trial_learns_what_it_learns_alone(env_id, norm
     assert len(history) == 1 and together.env_steps == 4 * 64
     for k, (member, seed) in enumerate(zip(members, seeds)):
         alone = PopulationTrainer(spec, [member], [seed])
+        start = alone.pop.member_state_dict(0)
         alone_history = alone.train(64)
         assert together.returns[k] == alone.returns[0], k
-        assert history[0]["total"][k] == pytest.approx(alone_history[0]["total"][0], rel=1e-5, abs=1e-6)
+        assert history[0]["total"][k] == pytest.approx(alone_history[0]["total"][0], rel=1e-4, abs=1e-6)
         for name, w in alone.pop.member_state_dict(0).items():
-            torch.testing.assert_close(together.pop.member_state_dict(k)[name], w, rtol=0, atol=TRIAL_ATOL,
-                                       msg=f"member {k} {name}")
+            moved = float((w - start[name]).abs().max())
+            torch.testing.assert_close(together.pop.member_state_dict(k)[name], w, rtol=0, atol=TRIAL_RTOL * moved,
+                                       msg=f"member {k} {name} (moved {moved:.3g})")
     if env_id == "CartPole-v1":
         assert all(len(r) >= 3 for r in together.returns)  # episodes ended and were counted
 

@@ -2,14 +2,16 @@
 
 A search trains many small networks that differ only in numbers. At 64-64 MLPs and minibatches of 64, a
 gradient step costs per-operation overhead, not arithmetic, so K members cost about what one costs when
-their parameters are stacked along a leading member axis and one ``vmap`` computes every member's loss
-and gradient (PureJaxRL's idea, in PyTorch). Pure torch, no Ray: the sampler and the search sit above.
+their parameters are stacked along a leading member axis (PureJaxRL's idea, in PyTorch): the forward is
+batched matmuls (``baddbmm``), each member's loss is ``pgu_loss`` under ``vmap``, one backward gives every
+member's gradient, and Adam runs on one ``[K, P]`` tensor. Pure torch, no Ray: the sampler and the search
+sit above.
 
 Member k takes the steps a solo learner of its configuration takes, to float32 rounding per step (docs/spec.md
 §8; the measured bounds are in tests/test_population.py):
 
     loss_k    = pgu_loss(rule, member k's minibatch; member k's scale, c_H, c_V)     (§1–§4, one structure)
-    g_k       = ∇ loss_k                                   (``vmap(grad)``: no term mixes two members)
+    g_k       = ∇_θk Σ_j loss_j = ∇ loss_k                 (no term mixes two members)
     g_k      ← g_k · min(1, c_k / (‖g_k‖ + 1e-6))          (RLlib's ``grad_clip_by="global_norm"``)
     θ_k      ← Adam(θ_k, g_k; η_k)                         (torch's Adam, moments and step count per member)
 
@@ -40,7 +42,7 @@ import math
 
 import torch
 from torch import nn
-from torch.func import functional_call, grad_and_value, stack_module_state, vmap
+from torch.func import vmap
 
 from pgu_rllib.core.loss import LossInputs, pgu_loss
 from pgu_rllib.core.scales import SCALE_NAMES, SCALES, scale_params
@@ -154,35 +156,75 @@ def check_one_structure(members: list[Member], reference=None, who: str = "membe
 
 
 class Population:
-    """K members (``Member``) with networks of one structure (``modules``, each member's initial weights),
-    updated together by ``step``. ``params`` holds the stacked weights (``[K, ...]`` per tensor); Adam's
-    moments and step count are per member too, so a member can be replaced (``set_member``), cloned
-    (``copy_member``, PBT's exploit) or removed (``remove``) without touching the others."""
+    """K members (``Member``) with networks of one structure (``modules``: ``ActorCritic``s, each member's initial
+    weights), updated together by ``step``.
+
+    Every member's weights live in one flat ``[K, P]`` tensor (``flat``); ``params`` holds its views, one
+    ``[K, ...]`` tensor per module parameter. Adam's moments (``[K, P]`` too) and step counts are per member,
+    so a member can be replaced (``set_member``), cloned (``copy_member``, PBT's exploit) or removed
+    (``remove``) without touching the others.
+
+    The forward pass is the module's, batched over members by ``baddbmm`` (``forward``); each member's loss is
+    ``pgu_loss`` on its own outputs (``vmap`` over the loss alone); one backward of the members' summed
+    losses gives each member its own gradient (no term mixes two members), in the same flat layout."""
 
     def __init__(self, modules: list[nn.Module], members: list[Member], *, discrete: bool, one_step: bool = False,
                  use_critic: bool = True, vf_clip: float = math.inf):
         if len(modules) != len(members) or not members:
             raise ValueError(f"{len(modules)} modules for {len(members)} members; give one module per member")
+        for module in modules:
+            if not isinstance(module, ActorCritic):
+                raise ValueError(f"a population trains ActorCritic networks, not {type(module).__name__}")
         for m in members:
             m.rule.validate()
         check_one_structure(members)
         self.rule, self.discrete = members[0].rule, discrete
         self.one_step, self.use_critic, self.vf_clip = one_step, use_critic, vf_clip
-        params, buffers = stack_module_state(modules)
-        self.params = {k: v.detach().clone() for k, v in params.items()}
-        self.buffers = {k: v.detach().clone() for k, v in buffers.items()}
-        self.base = copy.deepcopy(modules[0]).to("meta")  # the structure; the weights live in self.params
-        self.exp_avg = {k: torch.zeros_like(v) for k, v in self.params.items()}
-        self.exp_avg_sq = {k: torch.zeros_like(v) for k, v in self.params.items()}
+        self.base = copy.deepcopy(modules[0]).to("meta")  # the structure; the weights live in self.flat
+        self.shapes = {name: p.shape for name, p in modules[0].named_parameters()}
+        self.flat = torch.stack([torch.cat([p.detach().reshape(-1) for p in m.parameters()]) for m in modules])
+        self.exp_avg, self.exp_avg_sq = torch.zeros_like(self.flat), torch.zeros_like(self.flat)
         self.steps = [0] * len(members)  # Adam's step count, per member
         self.lr_factor = torch.ones(len(members), dtype=torch.float64)  # a schedule's factor on each member's lr
         self.members = list(members)
         self._rebuild_hp()
-        self._member_grads = vmap(grad_and_value(self._member_loss, has_aux=True))
+        self._member_losses = vmap(self._member_loss)
 
     @property
     def K(self) -> int:
         return len(self.members)
+
+    @property
+    def params(self) -> dict[str, torch.Tensor]:
+        """The weights as ``{name: [K, ...] view of flat}``, in the module's parameter order."""
+        return self._views(self.flat)
+
+    def _views(self, flat: torch.Tensor) -> dict[str, torch.Tensor]:
+        out, at = {}, 0
+        for name, shape in self.shapes.items():
+            size = math.prod(shape)
+            out[name] = flat[:, at:at + size].view(flat.shape[0], *shape)
+            at += size
+        return out
+
+    def forward(self, obs: torch.Tensor, flat: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """Every member's ``ActorCritic.forward`` on its own observations ``[K, B, obs_dim]``: the distribution
+        inputs ``[K, B, ·]`` and values ``[K, B]``."""
+        params = self._views(self.flat if flat is None else flat)
+
+        def mlp(name: str, x: torch.Tensor) -> torch.Tensor:
+            for i, layer in enumerate(getattr(self.base, name)):
+                if isinstance(layer, nn.Linear):
+                    w, b = params[f"{name}.{i}.weight"], params[f"{name}.{i}.bias"]
+                    x = torch.baddbmm(b.unsqueeze(1), x, w.transpose(1, 2))
+                else:
+                    x = layer(x)  # a parameter-free activation
+            return x
+
+        out = mlp("pi", obs)
+        if "log_std" in params:
+            out = torch.cat([out, params["log_std"].unsqueeze(1).expand_as(out)], dim=-1)
+        return out, mlp("vf", obs).squeeze(-1)
 
     def _rebuild_hp(self) -> None:
         """The per-member tensors, from ``self.members``: the scale's index and parameters, the coefficients,
@@ -212,20 +254,16 @@ class Population:
         check_one_structure([member], reference=self.rule, who="the population", names=[f"slot {k}"])
         self.members[k] = member
         if module is not None:
-            for name, v in {**dict(module.named_parameters()), **dict(module.named_buffers())}.items():
-                (self.params if name in self.params else self.buffers)[name][k] = v.detach()
-            for state in (self.exp_avg, self.exp_avg_sq):
-                for v in state.values():
-                    v[k] = 0
+            self.flat[k] = torch.cat([p.detach().reshape(-1) for p in module.parameters()])
+            self.exp_avg[k], self.exp_avg_sq[k] = 0, 0
             self.steps[k] = 0
         self._rebuild_hp()
 
     def copy_member(self, src: int, dst: int) -> None:
         """Slot ``dst`` takes slot ``src``'s weights and Adam state (PBT's exploit); its hyperparameters stay
         its own until ``set_member`` changes them."""
-        for state in (self.params, self.buffers, self.exp_avg, self.exp_avg_sq):
-            for v in state.values():
-                v[dst] = v[src]
+        for state in (self.flat, self.exp_avg, self.exp_avg_sq):
+            state[dst] = state[src]
         self.steps[dst] = self.steps[src]
 
     def remove(self, k: int) -> None:
@@ -233,9 +271,7 @@ class Population:
         if self.K == 1:
             raise ValueError("cannot remove the last member of a population")
         keep = [i for i in range(self.K) if i != k]
-        for state in (self.params, self.buffers, self.exp_avg, self.exp_avg_sq):
-            for name, v in state.items():
-                state[name] = v[keep].clone()
+        self.flat, self.exp_avg, self.exp_avg_sq = self.flat[keep], self.exp_avg[keep], self.exp_avg_sq[keep]
         self.lr_factor = self.lr_factor[keep]
         del self.steps[k], self.members[k]
         self._rebuild_hp()
@@ -252,9 +288,8 @@ class Population:
 
         return f
 
-    def _member_loss(self, params, buffers, batch, hp):
-        """One member's loss on its minibatch (called under ``vmap``: every tensor here is one member's)."""
-        dist_inputs, values = functional_call(self.base, (params, buffers), (batch["obs"],))
+    def _member_loss(self, dist_inputs, values, batch, hp):
+        """One member's loss from its network's outputs on its minibatch (under ``vmap``: one member's tensors)."""
         logp, entropy = log_prob_entropy(dist_inputs, batch["actions"], self.discrete)
         inputs = LossInputs(logp=logp, behaviour_logp=batch["behaviour_logp"], actions=batch["actions"],
                             logits=dist_inputs if self.discrete else None, discrete=self.discrete, values=values,
@@ -266,24 +301,30 @@ class Population:
         return terms.total, {"policy": terms.policy, "vf_mean": terms.vf_mean, "entropy": entropy.mean(),
                              "delta_o": terms.delta_o, "delta_r": terms.delta_r}
 
-    def losses(self, batch: dict) -> tuple[dict, torch.Tensor, dict]:
-        """Every member's gradient, total loss and loss terms on its minibatch (``[K, M, ...]`` tensors),
-        without a step. A member's non-finite Δ_O or Δ_R raises ``FloatingPointError`` naming it."""
-        grads, (total, aux) = self._member_grads(self.params, self.buffers, batch, self.hp)
+    def _flat_losses(self, batch: dict) -> tuple[torch.Tensor, torch.Tensor, dict]:
+        flat = self.flat.detach().requires_grad_(True)
+        dist_inputs, values = self.forward(batch["obs"], flat)
+        total, aux = self._member_losses(dist_inputs, values, batch, self.hp)
         for name in ("delta_o", "delta_r"):
             finite = torch.isfinite(aux[name]).flatten(1).all(1)
             if not bool(finite.all()):
                 k = int((~finite).nonzero()[0])
                 raise FloatingPointError(f"non-finite {name} in population member {k} at its step {self.steps[k]}")
-        return grads, total, aux
+        (grad,) = torch.autograd.grad(total.sum(), flat)  # Σ_k loss_k: member k's gradient is ∇loss_k
+        return grad, total.detach(), {k: v.detach() for k, v in aux.items()}
+
+    def losses(self, batch: dict) -> tuple[dict, torch.Tensor, dict]:
+        """Every member's gradient (``{name: [K, ...]}``), total loss and loss terms on its minibatch (``[K, M,
+        ...]`` tensors), without a step. A member's non-finite Δ_O or Δ_R raises ``FloatingPointError`` naming it."""
+        grad, total, aux = self._flat_losses(batch)
+        return self._views(grad), total, aux
 
     def step(self, batch: dict) -> dict:
         """One minibatch step for every member: gradient, clip by the member's global norm, Adam. Returns
         per-member statistics (``[K]`` tensors): the loss terms before the step and the gradient's norm."""
-        grads, total, aux = self.losses(batch)
-        dtype = next(iter(self.params.values())).dtype
-        norms = torch.linalg.vector_norm(
-            torch.stack([torch.linalg.vector_norm(g.flatten(1), dim=1) for g in grads.values()], dim=1), dim=1)
+        g, total, aux = self._flat_losses(batch)
+        dtype = self.flat.dtype
+        norms = torch.linalg.vector_norm(g, dim=1)
         clip = self.grad_clip.to(dtype)
         coeff = torch.where(torch.isinf(clip), torch.ones_like(norms),  # no clip; else RLlib's global-norm rule
                             torch.clamp(clip / torch.maximum(norms + 1e-6, clip), max=1.0))
@@ -293,17 +334,14 @@ class Population:
         neg_step = (-(self.lr * self.lr_factor) / torch.tensor([1 - beta1**t for t in self.steps],
                                                                  dtype=torch.float64)).to(dtype)
         bc2_sqrt = torch.tensor([(1 - beta2**t) ** 0.5 for t in self.steps], dtype=torch.float64).to(dtype)
-        for name, g in grads.items():
-            shape = (self.K,) + (1,) * (g.dim() - 1)
-            g = g * coeff.view(shape)
-            m, v = self.exp_avg[name], self.exp_avg_sq[name]
-            m.lerp_(g, 1 - beta1)
-            v.mul_(beta2).addcmul_(g, g, value=1 - beta2)
-            denom = (v.sqrt() / bc2_sqrt.view(shape)).add_(ADAM_EPS)
-            self.params[name].add_(neg_step.view(shape) * m / denom)
+        g = g * coeff.unsqueeze(1)
+        self.exp_avg.lerp_(g, 1 - beta1)
+        self.exp_avg_sq.mul_(beta2).addcmul_(g, g, value=1 - beta2)
+        denom = (self.exp_avg_sq.sqrt() / bc2_sqrt.unsqueeze(1)).add_(ADAM_EPS)
+        self.flat.add_(neg_step.unsqueeze(1) * self.exp_avg / denom)
         return {"total": total, "policy": aux["policy"], "vf_mean": aux["vf_mean"], "entropy": aux["entropy"],
                 "grad_norm": norms}
 
     def member_state_dict(self, k: int) -> dict:
         """Member k's weights, as its solo module's ``state_dict``."""
-        return {name: v[k].clone() for name, v in {**self.params, **self.buffers}.items()}
+        return {name: v[k].clone() for name, v in self.params.items()}

@@ -3,15 +3,22 @@
 Member k has ``num_envs`` envs of its own (env i of member k starts from seed ``seed_k + i``), its own torch
 generator (actions, minibatch order) and its own weights, Adam state, γ and λ. Every iteration:
 
-1. **sample**: ``rollout`` steps of all K·n envs; one batched forward (``vmap``) gives every member's
+1. **sample**: ``rollout`` steps of all K·n envs; one batched forward (``Population.forward``) gives every member's
    actions; an episode that ends is reset at once (gymnasium's SAME_STEP autoreset), a truncated one
    bootstrapped with γ·V(final obs), as RLlib does;
 2. **GAE(λ)** per member (``core.population.gae``), advantages standardised over the member's batch;
 3. **update**: ``epochs`` passes of minibatches, each member its own shuffle; one ``Population.step``
    per minibatch updates every member (the PGU loss, global-norm clip, Adam).
 
-The recipe is the CleanRL/MuJoCo one of ``benchmarks/minimal_ppo.py``: per-env observation and reward
-normalisation wrappers (clipped to ±10) when ``normalize``, linear lr annealing to 0 at the budget.
+The envs are plain ``gym.make(env_id)``; a Box action is clipped to its bounds (RLlib's ``clip_actions``).
+With ``normalize`` the recipe is pgu's MuJoCo one (``tasks/catalog.py``), on tensors over all K·n envs
+(``tasks/normalisation.py``): one observation filter per member, shared by its n envs (RLlib's
+``MeanStdFilter``, clip ±10), and each env's reward divided by the running std of its discounted return
+(``RewardScaled``, clip ±10). Episode returns are the raw env returns. Linear lr annealing to 0 at the budget.
+
+``stored_policy(k)`` is member k's deterministic actor with its filter frozen (``core.policy.StoredPolicy``),
+so ``score(k)`` is the evaluator every episodic score in the service comes from (spec §6), and ``pgu rollout``
+replays it.
 
 A member's learning does not depend on the other members: member k of a population and a population of
 member k alone (``K = 1``, same seed) take the same steps (``tests/test_population.py``).
@@ -37,9 +44,10 @@ import time
 import gymnasium as gym
 import numpy as np
 import torch
-from torch.func import functional_call, vmap
 
+from pgu_rllib.core.policy import EvalResult, StoredPolicy, evaluate_policy
 from pgu_rllib.core.population import ActorCritic, Member, Population, gae, log_prob_entropy
+from pgu_rllib.tasks.normalisation import ObsFilter, RewardScaler
 
 
 @dataclasses.dataclass
@@ -58,17 +66,9 @@ class PopulationSpec:
     anneal_lr: bool = True
 
 
-def make_env(env_id: str, gamma: float, normalize: bool) -> gym.Env:
-    """One env with the recipe's wrappers (``benchmarks/minimal_ppo.py``'s)."""
-    env = gym.wrappers.RecordEpisodeStatistics(gym.make(env_id))
-    if isinstance(env.action_space, gym.spaces.Box):
-        env = gym.wrappers.ClipAction(env)
-    if normalize:
-        env = gym.wrappers.NormalizeObservation(env)
-        env = gym.wrappers.TransformObservation(env, lambda o: np.clip(o, -10, 10), env.observation_space)
-        env = gym.wrappers.NormalizeReward(env, gamma=gamma)
-        env = gym.wrappers.TransformReward(env, lambda r: float(np.clip(r, -10, 10)))
-    return env
+def make_env(env_id: str) -> gym.Env:
+    """One env of a population: ``gym.make(env_id)``; the recipe's normalisations run on tensors."""
+    return gym.make(env_id)
 
 
 class PopulationTrainer:
@@ -88,15 +88,20 @@ class PopulationTrainer:
         self.discrete = isinstance(space, gym.spaces.Discrete)
         self.act_shape = () if self.discrete else space.shape
         self.act_dim = space.n if self.discrete else space.shape[0]
+        self.bounds = None if self.discrete else (space.low.astype(np.float64), space.high.astype(np.float64))
+        K, n = len(members), spec.num_envs
+        self.obs_filter = ObsFilter(K, self.obs_dim) if spec.normalize else None
+        self.reward_scaler = (RewardScaler([m.gamma for m in members], n)
+                              if spec.normalize else None)
         seats = [self._seat(m, seed) for m, seed in zip(members, seeds)]
-        self.envs, self.generators, obs = (list(x) for x in zip(*[s[1:] for s in seats]))
-        self.obs = torch.stack(obs)  # [K, n, obs_dim]
+        self.envs, self.generators, raw = (list(x) for x in zip(*[s[1:] for s in seats]))
+        self.obs = self._filter(torch.stack(raw))  # [K, n, obs_dim]: what the module reads
         self.pop = Population([s[0] for s in seats], members, discrete=self.discrete, vf_clip=spec.vf_clip)
-        self.returns: list[list[float]] = [[] for _ in members]
-        self.member_steps = [0] * len(members)  # env steps each member has taken
+        self.returns: list[list[float]] = [[] for _ in members]  # each member's finished episodes' raw returns
+        self._episode_return = np.zeros((K, n))
+        self.member_steps = [0] * K  # env steps each member has taken
         self.env_steps = 0  # all members together, removed ones included
         self.timing = {"sample_s": 0.0, "update_s": 0.0}
-        self._batched_forward = vmap(lambda p, b, o: functional_call(self.pop.base, (p, b), (o,)))
 
     @property
     def K(self) -> int:
@@ -108,35 +113,56 @@ class PopulationTrainer:
 
     def _seat(self, member: Member, seed: int):
         """A member's network (torch seeded with ``seed``), ``num_envs`` envs (env i reset with ``seed + i``,
-        gymnasium's SyncVectorEnv convention), its generator and its first observations."""
+        gymnasium's SyncVectorEnv convention), its generator and its first raw observations."""
         torch.manual_seed(seed)
         module = ActorCritic(self.obs_dim, self.act_dim, discrete=self.discrete, hidden=self.spec.hidden)
-        envs = [make_env(self.spec.env_id, member.gamma, self.spec.normalize) for _ in range(self.spec.num_envs)]
-        obs = torch.stack([torch.as_tensor(env.reset(seed=seed + i)[0], dtype=torch.float32)
-                           for i, env in enumerate(envs)])
-        return module, envs, torch.Generator().manual_seed(seed), obs
+        envs = [make_env(self.spec.env_id) for _ in range(self.spec.num_envs)]
+        raw = torch.as_tensor(np.stack([env.reset(seed=seed + i)[0] for i, env in enumerate(envs)]),
+                              dtype=torch.float64)
+        return module, envs, torch.Generator().manual_seed(seed), raw
+
+    def _filter(self, raw: torch.Tensor, update: bool = True) -> torch.Tensor:
+        """Raw observations [K, n, d] as the module reads them (each member's filter; pushed with ``update``)."""
+        return self.obs_filter(raw, update) if self.obs_filter is not None else raw.float()
 
     def remove(self, k: int) -> None:
         """Stop member k: its envs close and stop stepping, the population shrinks (the others unchanged)."""
         self.pop.remove(k)
+        keep = [i for i in range(len(self.envs)) if i != k]
         for env in self.envs.pop(k):
             env.close()
         del self.generators[k], self.returns[k], self.member_steps[k]
-        self.obs = torch.cat([self.obs[:k], self.obs[k + 1:]])
+        self.obs, self._episode_return = self.obs[keep], self._episode_return[keep]
+        for norm in (self.obs_filter, self.reward_scaler):
+            if norm is not None:
+                norm.select(keep)
 
     def replace(self, k: int, member: Member, seed: int) -> None:
-        """Start ``member`` in slot k, as new: weights from ``seed``, fresh Adam state, envs and generator."""
-        module, envs, generator, obs = self._seat(member, seed)
+        """Start ``member`` in slot k, as new: weights from ``seed``, fresh Adam state, filter, envs and generator."""
+        module, envs, generator, raw = self._seat(member, seed)
         self.pop.set_member(k, member, module)
         for env in self.envs[k]:
             env.close()
         self.envs[k], self.generators[k], self.returns[k], self.member_steps[k] = envs, generator, [], 0
-        self.obs[k] = obs
+        self._episode_return[k] = 0.0
+        if self.obs_filter is not None:
+            self.obs_filter.reset_member(k)
+            self.reward_scaler.reset_member(k, member.gamma)
+            self.obs[k] = self.obs_filter.member(k, raw)
+        else:
+            self.obs[k] = raw.float()
+
+    def copy_member(self, src: int, dst: int) -> None:
+        """PBT's exploit: slot ``dst`` takes slot ``src``'s weights, Adam state and observation filter (what a
+        checkpoint restores); its envs, their reward scalers and its generator go on."""
+        self.pop.copy_member(src, dst)
+        if self.obs_filter is not None:
+            self.obs_filter.copy_member(src, dst)
 
     def policy(self, obs: torch.Tensor):
         """Every member's distribution inputs and values on its own observations ``[K, n, obs_dim]``."""
         with torch.no_grad():
-            return self._batched_forward(self.pop.params, self.pop.buffers, obs)
+            return self.pop.forward(obs)
 
     def _draw_actions(self, dist_inputs: torch.Tensor) -> torch.Tensor:
         if self.discrete:
@@ -146,6 +172,33 @@ class PopulationTrainer:
         mean, log_std = dist_inputs.chunk(2, -1)
         noise = torch.stack([torch.randn(mean.shape[1:], generator=g) for g in self.generators])
         return mean + log_std.exp() * noise
+
+    def _step_envs(self, actions: torch.Tensor):
+        """Step every env once (an ended episode is reset at once); returns the raw next observations [K, n, d]
+        (reset ones for ended episodes), raw rewards, terminated and truncated flags [K, n], and the final raw
+        observations of truncated episodes as ``{(k, i): obs}``."""
+        K, n = self.K, self.spec.num_envs
+        flat = actions.numpy()
+        if self.bounds is not None:
+            flat = np.clip(flat, *self.bounds)
+        obs = np.empty((K, n, self.obs_dim))
+        reward, term, trunc = np.empty((K, n)), np.zeros((K, n), bool), np.zeros((K, n), bool)
+        truncated_final = {}
+        for k, envs in enumerate(self.envs):
+            for i, env in enumerate(envs):
+                o, reward[k, i], term[k, i], trunc[k, i], _ = env.step(int(flat[k, i]) if self.discrete else flat[k, i])
+                if term[k, i] or trunc[k, i]:
+                    if not term[k, i]:
+                        truncated_final[(k, i)] = o
+                    o, _ = env.reset()
+                obs[k, i] = o
+        return torch.from_numpy(obs), reward, term, trunc, truncated_final
+
+    def _count_returns(self, reward: np.ndarray, done: np.ndarray) -> None:
+        self._episode_return += reward
+        for k, i in zip(*done.nonzero()):
+            self.returns[k].append(float(self._episode_return[k, i]))
+            self._episode_return[k, i] = 0.0
 
     def iterate(self, budget: int) -> dict:
         """One iteration (sample, GAE, update) of every member; ``budget`` is the env steps per member its lr
@@ -163,26 +216,21 @@ class PopulationTrainer:
             actions = self._draw_actions(dist_inputs)
             logp, _ = log_prob_entropy(dist_inputs, actions, self.discrete)
             obs_buf[:, t], act_buf[:, t], logp_buf[:, t], val_buf[:, t] = self.obs, actions, logp, values
-            flat = actions.numpy()
-            next_obs, truncated_final = [], []
-            for k, envs in enumerate(self.envs):
-                for i, env in enumerate(envs):
-                    o, r, term, trunc, info = env.step(int(flat[k, i]) if self.discrete else flat[k, i])
-                    rew_buf[k, t, i], done_buf[k, t, i] = float(r), float(term or trunc)
-                    if term or trunc:
-                        self.returns[k].append(float(info["episode"]["r"]))
-                        if trunc and not term:
-                            truncated_final.append((k, i, o))
-                        o, _ = env.reset()
-                    next_obs.append(torch.as_tensor(o, dtype=torch.float32))
+            raw, reward, term, trunc, truncated_final = self._step_envs(actions)
+            done = term | trunc
+            self._count_returns(reward, done)
+            r = torch.from_numpy(reward)
+            if self.reward_scaler is not None:
+                r = self.reward_scaler(r, torch.from_numpy(done))
+            rew_buf[:, t], done_buf[:, t] = r.float(), torch.from_numpy(done).float()
             if truncated_final:  # bootstrap each cut-off tail with γ·V(final obs), as RLlib does: one forward
-                final = self.obs.clone()
-                for k, i, o in truncated_final:
-                    final[k, i] = torch.as_tensor(o, dtype=torch.float32)
-                final_values = self.policy(final)[1]
-                for k, i, _ in truncated_final:
+                final_raw = raw.clone()
+                for (k, i), o in truncated_final.items():
+                    final_raw[k, i] = torch.from_numpy(np.asarray(o, dtype=np.float64))
+                final_values = self.policy(self._filter(final_raw, update=False))[1]
+                for k, i in truncated_final:
                     rew_buf[k, t, i] += float(gamma[k]) * final_values[k, i]
-            self.obs = torch.stack(next_obs).view(K, n, -1)
+            self.obs = self._filter(raw)
         self.env_steps += K * n * T
         self.member_steps = [s + n * T for s in self.member_steps]
         t1 = time.perf_counter()
@@ -208,6 +256,29 @@ class PopulationTrainer:
         means = {key: torch.stack([s[key] for s in stats]).mean(0) for key in ("total", "policy", "vf_mean", "entropy")}
         return {"episode_return_mean": [float(np.mean(r[-10:])) if r else None for r in self.returns],
                 **{key: v.tolist() for key, v in means.items()}}
+
+    def stored_policy(self, k: int, meta: dict | None = None) -> StoredPolicy:
+        """Member k's deterministic actor, its observation filter frozen as it is now (spec §6)."""
+        state = self.pop.member_state_dict(k)
+        layers = []
+        for i, layer in enumerate(self.pop.base.pi):
+            if isinstance(layer, torch.nn.Linear):
+                layers.append(("linear", state[f"pi.{i}.weight"].numpy().copy(), state[f"pi.{i}.bias"].numpy().copy()))
+            else:
+                layers.append(("tanh",) if isinstance(layer, torch.nn.Tanh) else (type(layer).__name__.lower(),))
+        mean = std = clip = None
+        if self.obs_filter is not None:
+            mean, std = (t.numpy() for t in self.obs_filter.frozen(k))
+            clip = self.obs_filter.clip
+        low, high = self.bounds if self.bounds is not None else (None, None)
+        return StoredPolicy(env_id=self.spec.env_id, layers=layers, action="argmax" if self.discrete else "mean",
+                            obs_mean=mean, obs_std=std, obs_clip=clip, action_low=low, action_high=high, squash=False,
+                            meta=dict(meta or {}))
+
+    def score(self, k: int, episodes: int = 10) -> EvalResult:
+        """Member k scored by the one evaluator (``core.policy.evaluate_policy``): deterministic, env seeds
+        10000+i, filter frozen, raw returns. Nothing of the trainer changes."""
+        return evaluate_policy(self.stored_policy(k), episodes=episodes)
 
     def train(self, env_steps_per_member: int) -> list[dict]:
         """Iterate until every member has taken ``env_steps_per_member`` env steps; the statistics of each
