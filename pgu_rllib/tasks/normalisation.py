@@ -114,5 +114,5 @@ class RewardScaler:
         for name in ("gamma", "ret", "mean", "var", "count"):
             setattr(self, name, getattr(self, name)[keep])
 
-    def reset_member(self, k: int, gamma: float) -> None:
-        self.gamma[k], self.ret[k], self.mean[k], self.var[k], self.count[k] = gamma, 0.0, 0.0, 1.0, 1e-4
+    def reset_member(self, k: int) -> None:
+        self.ret[k], self.mean[k], self.var[k], self.count[k] = 0.0, 0.0, 1.0, 1e-4

@@ -14,7 +14,8 @@ The envs are plain ``gym.make(env_id)``; a Box action is clipped to its bounds (
 With ``normalize`` the recipe is pgu's MuJoCo one (``tasks/catalog.py``), on tensors over all K·n envs
 (``tasks/normalisation.py``): one observation filter per member, shared by its n envs (RLlib's
 ``MeanStdFilter``, clip ±10), and each env's reward divided by the running std of its discounted return
-(``RewardScaled``, clip ±10). Episode returns are the raw env returns. Linear lr annealing to 0 at the budget.
+(``RewardScaled``, with the recipe's γ = 0.99, clip ±10). Episode returns are the raw env returns. Linear
+lr annealing to 0 at the budget.
 
 ``stored_policy(k)`` is member k's deterministic actor with its filter frozen (``core.policy.StoredPolicy``),
 so ``score(k)`` is the evaluator every episodic score in the service comes from (spec §6), and ``pgu rollout``
@@ -62,6 +63,7 @@ class PopulationSpec:
     epochs: int = 10
     hidden: tuple = (64, 64)
     normalize: bool = True  # observation and reward normalisation (the MuJoCo recipe)
+    reward_gamma: float = 0.99  # the reward scaling's discount: the recipe's constant, not a member's γ
     vf_clip: float = math.inf
     anneal_lr: bool = True
 
@@ -91,7 +93,7 @@ class PopulationTrainer:
         self.bounds = None if self.discrete else (space.low.astype(np.float64), space.high.astype(np.float64))
         K, n = len(members), spec.num_envs
         self.obs_filter = ObsFilter(K, self.obs_dim) if spec.normalize else None
-        self.reward_scaler = (RewardScaler([m.gamma for m in members], n)
+        self.reward_scaler = (RewardScaler([spec.reward_gamma] * K, n)
                               if spec.normalize else None)
         seats = [self._seat(m, seed) for m, seed in zip(members, seeds)]
         self.envs, self.generators, raw = (list(x) for x in zip(*[s[1:] for s in seats]))
@@ -147,7 +149,7 @@ class PopulationTrainer:
         self._episode_return[k] = 0.0
         if self.obs_filter is not None:
             self.obs_filter.reset_member(k)
-            self.reward_scaler.reset_member(k, member.gamma)
+            self.reward_scaler.reset_member(k)
             self.obs[k] = self.obs_filter.member(k, raw)
         else:
             self.obs[k] = raw.float()
