@@ -123,7 +123,8 @@ def cmd_search(args) -> int:
                          selection_seeds=args.selection_seeds, test_seeds=args.test_seeds,
                          seeds_per_trial=args.seeds_per_trial, pruner=args.pruner, sampler=args.sampler,
                          scheduler=args.scheduler, objective=args.objective, tuning_env_steps=args.tuning_env_steps,
-                         tracking=args.tracking, tracking_uri=args.tracking_uri, dry_run=args.dry_run)
+                         tracking=args.tracking, tracking_uri=args.tracking_uri, population=args.population,
+                         dry_run=args.dry_run)
     if summary["status"] == "dry-run":  # validated; nothing started or written
         print(f"[pgu search {summary['name']}] dry run: {summary['plan']}; registry {summary['registry']}, "
               f"results {summary['storage_path']}")

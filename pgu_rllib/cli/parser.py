@@ -68,6 +68,9 @@ def add_search(sub, task_help: str, env_kwargs_help: str) -> None:
     p.add_argument("--tuning-env-steps", type=positive_int,
                    help="start trials until this many training env steps are spent (ASHA-stopped trials "
                         "counted; at most --trials trials): equal tuning compute across spaces")
+    p.add_argument("--population", type=positive_int, default=1, metavar="K",
+                   help="train up to K runs of one structure in one process, batched (each run is still its own "
+                        "trial and registry row; classic and MuJoCo recipes, first-order steps)")
     p.add_argument("--tracking", choices=_methods("TRACKERS"),
                    help="also log every tuning trial to MLflow or Weights & Biases (extras: pgu-rllib[mlflow], [wandb])")
     p.add_argument("--tracking-uri", help="with --tracking mlflow: the tracking URI (default: "

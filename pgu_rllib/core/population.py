@@ -259,6 +259,19 @@ class Population:
             self.steps[k] = 0
         self._rebuild_hp()
 
+    def add(self, member: Member, module: nn.Module) -> int:
+        """Append a new member (its weights from ``module``, a fresh Adam state); returns its slot."""
+        member.rule.validate()
+        check_one_structure([member], reference=self.rule, who="the population", names=[f"slot {self.K}"])
+        row = torch.cat([p.detach().reshape(-1) for p in module.parameters()]).unsqueeze(0)
+        self.flat = torch.cat([self.flat, row])
+        self.exp_avg, self.exp_avg_sq = (torch.cat([t, torch.zeros_like(row)]) for t in (self.exp_avg, self.exp_avg_sq))
+        self.lr_factor = torch.cat([self.lr_factor, torch.ones(1, dtype=torch.float64)])
+        self.steps.append(0)
+        self.members.append(member)
+        self._rebuild_hp()
+        return self.K - 1
+
     def copy_member(self, src: int, dst: int) -> None:
         """Slot ``dst`` takes slot ``src``'s weights and Adam state (PBT's exploit); its hyperparameters stay
         its own until ``set_member`` changes them."""
@@ -345,3 +358,13 @@ class Population:
     def member_state_dict(self, k: int) -> dict:
         """Member k's weights, as its solo module's ``state_dict``."""
         return {name: v[k].clone() for name, v in self.params.items()}
+
+    def optimizer_state(self, k: int) -> dict:
+        """Member k's weights and Adam state (a checkpoint's)."""
+        return {"flat": self.flat[k].clone(), "exp_avg": self.exp_avg[k].clone(),
+                "exp_avg_sq": self.exp_avg_sq[k].clone(), "step": self.steps[k]}
+
+    def load_optimizer_state(self, k: int, state: dict) -> None:
+        """Slot k takes the weights and Adam state of ``optimizer_state`` (PBT's exploit across processes)."""
+        self.flat[k], self.exp_avg[k], self.exp_avg_sq[k] = state["flat"], state["exp_avg"], state["exp_avg_sq"]
+        self.steps[k] = int(state["step"])

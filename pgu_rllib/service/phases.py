@@ -9,7 +9,7 @@ import signal
 import threading
 import time
 
-from pgu_rllib.core.errors import MissingResources, SearchFailed, SearchInterrupted
+from pgu_rllib.core.errors import InvalidArgument, MissingResources, SearchFailed, SearchInterrupted
 from pgu_rllib.service._trainables import SEEDS, EvaluationRun, MultiSeedPGU, PGUTrial
 from pgu_rllib.service.lease import Lease
 from pgu_rllib.service.methods import (first_draws, make_population_scheduler, make_sampler, make_schedule_reader,
@@ -24,10 +24,12 @@ RESOURCE_WAIT_ENV = "PGU_RESOURCE_WAIT_S"  # how long to wait for an autoscaler 
 REUSE_ENV = "PGU_REUSE_ACTORS"  # "0": a fresh worker process per trial and run (``_trainables``: reuse is the default)
 
 
-def reuse_actors() -> bool:
+def reuse_actors(run: SearchRun | None = None) -> bool:
     """Tune's ``reuse_actors`` for every phase: a worker trains run after run (same numbers as fresh workers,
-    ``tests/test_actor_reuse.py``) unless ``PGU_REUSE_ACTORS=0``, e.g. for a plugin task with global state."""
-    return os.environ.get(REUSE_ENV, "1") != "0"
+    ``tests/test_actor_reuse.py``) unless ``PGU_REUSE_ACTORS=0``, e.g. for a plugin task with global state.
+    Never with ``--population``: a run that ends must leave its population at once (Tune keeps an ended
+    trial's actor for the next one without stopping it), or the other members would wait for it."""
+    return os.environ.get(REUSE_ENV, "1") != "0" and (run is None or run.population == 1)
 
 
 def largest_run(run: SearchRun) -> dict:
@@ -220,10 +222,53 @@ def trial_loggers() -> list:
     return [CSVLogger(), JsonLogger()]
 
 
+def prepare_population(run: SearchRun) -> None:
+    """``--population K``: check that every run the space can sample can train in a population (one line naming
+    the first key that cannot), then mark the base config with the population (``service._population``)."""
+    from pgu_rllib.service._population import POPULATION
+    from pgu_rllib.tasks.population_config import NotAPopulationRun, population_member
+
+    for key, allowed, ok in (("seeds_per_trial", "1 with --population", run.seeds_per_trial == 1),
+                             ("gpus_per_trial", "0 with --population (a population runs on CPU)", not run.gpus_per_trial),
+                             ("objective", "train with --population", run.objective == "train")):
+        if not ok:
+            raise InvalidArgument(key, getattr(run, key), allowed)
+    try:
+        population_member(run.base_config)
+        for key, values in (run.space.values_of(("step", "use_kl_loss", "ref_kl_coeff")).items() if run.space else ()):
+            for value in values:
+                population_member({**run.base_config, key: value})
+    except NotAPopulationRun as err:
+        raise InvalidArgument("population", run.population, f"a task and space every run of which can train in a "
+                                                            f"population; {err}") from None
+    run.base_config[POPULATION] = {"broker": f"pgu-population-{run.name}", "size": run.population}
+
+
+def start_population(run: SearchRun):
+    """The search's population broker (``service._population``), or None without ``--population``."""
+    if run.population <= 1:
+        return None
+    from pgu_rllib.service._population import POPULATION, start_broker
+
+    return start_broker(run.base_config[POPULATION]["broker"], run.population, run.budget, run.task.floor)
+
+
+def stop_population(broker) -> None:
+    if broker is not None:
+        import ray
+
+        ray.kill(broker)
+
+
 def tuning_trainable(run: SearchRun):
-    """What a tuning trial runs: ``PGUTrial`` (one seed) or ``MultiSeedPGU`` (k seeds in one process, one CPU)."""
+    """What a tuning trial runs: ``PGUTrial`` (one seed), ``MultiSeedPGU`` (k seeds in one process, one CPU), or
+    ``PopulationMember`` (a member of a population host)."""
     from ray import tune
 
+    if run.population > 1:
+        from pgu_rllib.service._population import PopulationMember
+
+        return PopulationMember
     if run.seeds_per_trial == 1:
         return PGUTrial
     return tune.with_resources(MultiSeedPGU, {"cpu": 1, "gpu": run.gpus_per_trial})
@@ -274,7 +319,7 @@ def new_tuner(run: SearchRun, n: int):
         tune_config=tune.TuneConfig(metric=OBJECTIVE, mode="max", search_alg=searcher, scheduler=scheduler,
                                     num_samples=n, max_concurrent_trials=min(run.max_concurrent, n),
                                     trial_dirname_creator=short_dirname,
-                                    reuse_actors=reuse_actors()),
+                                    reuse_actors=reuse_actors(run)),
         run_config=tune.RunConfig(
             name=run.exp_dir.name if finished == 0 else f"{run.exp_dir.name}-more{finished}",
             storage_path=str(run.exp_dir.parent), stop=BudgetOrFinished(run.budget, run.search_id), verbose=0,
@@ -373,12 +418,17 @@ def run_phase(run: SearchRun, phase: Phase, jobs: list[tuple[int, dict, int]], t
     if first is not None and first.configs:
         recorder = RecordEvaluations(run.search_id, run.label, run.budget)
         queue = PhaseQueue(first, pending, recorder)
-        trainable = tune.with_resources(EvaluationRun, {"cpu": 1, "gpu": run.gpus_per_trial})
+        if run.population > 1:
+            from pgu_rllib.service._population import PopulationEvaluationRun
+
+            trainable = PopulationEvaluationRun
+        else:
+            trainable = tune.with_resources(EvaluationRun, {"cpu": 1, "gpu": run.gpus_per_trial})
         names = "-".join([first.phase.value] + ([then[0].value] if pending else []))
         tuner = tune.Tuner(
             trainable, param_space={},
             tune_config=tune.TuneConfig(search_alg=queue, num_samples=-1, max_concurrent_trials=run.max_concurrent,
-                                        trial_dirname_creator=short_dirname, reuse_actors=reuse_actors()),
+                                        trial_dirname_creator=short_dirname, reuse_actors=reuse_actors(run)),
             run_config=tune.RunConfig(name=f"{run.exp_dir.name}-{names}-{int(time.time())}",
                                       storage_path=str(run.exp_dir.parent), verbose=0,
                                       callbacks=[*trial_loggers(), recorder],
@@ -391,7 +441,8 @@ def run_phase(run: SearchRun, phase: Phase, jobs: list[tuple[int, dict, int]], t
                 stage.record_timing()
         for stage in stages:
             if stage.missing():
-                errors = [r.error for r in grid if r.error is not None and r.config["job"]["phase"] == stage.phase.value]
+                errors = [r.error for r in grid if r.error is not None  # a run that failed to start has no config
+                          and (not r.config or r.config["job"]["phase"] == stage.phase.value)]
                 if errors:
                     raise SearchFailed(f"{len(errors)} {stage.phase.value} run(s) failed: "
                                        f"{str(errors[0]).splitlines()[0]}")

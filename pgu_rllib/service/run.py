@@ -60,6 +60,7 @@ class SearchRun:
     tracking_uri: str | None = None
     objective: str = "train"  # the tuning objective of an episodic task: "train" or "eval"
     tuning_env_steps: int | None = None  # start trials until this many training env steps are spent
+    population: int = 1  # K > 1: runs of one structure train K to a process (``service._population``)
 
     label: str = ""  # the prefix of its progress lines
 

@@ -36,8 +36,8 @@ from pgu_rllib.core.errors import InvalidArgument, SearchFailed, SearchInterrupt
 from pgu_rllib.core.stats import summarize
 from pgu_rllib.service._schedulers import MIN_WILCOXON_SEEDS
 from pgu_rllib.service.methods import PRUNERS, SAMPLERS, SCHEDULERS, TRACKERS
-from pgu_rllib.service.phases import (cluster_cpus, interrupted, run_phase, run_tuning, selection_table, start_search,
-                                      top_candidates)
+from pgu_rllib.service.phases import (cluster_cpus, interrupted, prepare_population, run_phase, run_tuning,
+                                      selection_table, start_population, start_search, stop_population, top_candidates)
 from pgu_rllib.service.provenance import git_commit, versions
 from pgu_rllib.service.readers import best, export, open_existing  # noqa: F401 (the public API's readers)
 from pgu_rllib.service.registry import DEFAULT_URL, Phase, SearchStatus, optuna_storage, protocol_key
@@ -61,7 +61,7 @@ def search(task: str, space: str = "paper", trials: int = 12, *, max_concurrent:
            gpus_per_trial: float = 0.0, top_k: int = 3, selection_seeds: int = 3, test_seeds: int = 5,
            seeds_per_trial: int = 1, pruner: str = "asha", sampler: str = "tpe", scheduler: str | None = None,
            objective: str = "train", tuning_env_steps: int | None = None, tracking: str | None = None,
-           tracking_uri: str | None = None, dry_run: bool = False, progress=log_line) -> dict:
+           tracking_uri: str | None = None, population: int = 1, dry_run: bool = False, progress=log_line) -> dict:
     """Search ``space`` on ``task``: tune, select on selection seeds, test the winner on test seeds;
     store the winner in the registry and return a summary (``status`` is ``complete`` or
     ``interrupted``).
@@ -88,6 +88,12 @@ def search(task: str, space: str = "paper", trials: int = 12, *, max_concurrent:
     changes the space's ``mutable`` keys within their bounds. Each trial's
     schedule of those values (its lineage) is stored with it, and the selection and test runs, ``export``
     and ``pgu train --from-best`` replay the winner's schedule.
+
+    ``population`` K > 1 trains every run (tuning, selection, test) as a member of a population of up to K
+    runs of one structure in one process (``service._population``, docs/spec.md §8): each run is still one
+    Tune trial, Optuna trial and registry row; the pruner, PBT and the phases act per run. It needs a
+    gymnasium task with the classic or MuJoCo recipe, first-order steps, the ``train`` objective and one
+    seed per trial; anything else is refused, naming the key.
     """
     arguments = dict(locals())  # every argument, checked once in prepare_run
     run, settings = prepare_run(**{k: v for k, v in arguments.items() if k not in ("resume", "dry_run")})
@@ -95,7 +101,7 @@ def search(task: str, space: str = "paper", trials: int = 12, *, max_concurrent:
     if resume:
         check_resume(run.registry, run.name, run.task.name, run.space.source, settings)
     if dry_run:
-        run.max_concurrent = run.max_concurrent or min(run.trials, os.cpu_count() or 1)
+        run.max_concurrent = run.max_concurrent or min(run.trials, (os.cpu_count() or 1) * run.population)
         return {"status": "dry-run", "name": run.name, "task": run.task.name, "space": run.space.name,
                 "plan": _plan(run), "registry": run.registry.safe_url, "storage_path": str(run.exp_dir),
                 "settings": settings}
@@ -104,7 +110,7 @@ def search(task: str, space: str = "paper", trials: int = 12, *, max_concurrent:
 
 def prepare_run(*, task, space, trials, max_concurrent, env_steps, seed, registry, storage_path, name,
                 gpus_per_trial, top_k, selection_seeds, test_seeds, seeds_per_trial, pruner, sampler, scheduler,
-                objective, tuning_env_steps, tracking, tracking_uri, progress) -> tuple[SearchRun, dict]:
+                objective, tuning_env_steps, tracking, tracking_uri, population, progress) -> tuple[SearchRun, dict]:
     """``search``'s arguments, each checked once (``validation``), as a ``SearchRun`` and the settings a resume
     must match. Raises a ``PGUError`` naming the first bad one; writes nothing."""
     from pgu_rllib.tasks.training import build_config
@@ -123,13 +129,16 @@ def prepare_run(*, task, space, trials, max_concurrent, env_steps, seed, registr
         n_selection=check_count("selection_seeds", selection_seeds), n_test=check_count("test_seeds", test_seeds),
         objective=check_objective(t, objective), tracking_uri=tracking_uri,
         tracking=None if tracking is None else check_choice("tracking", tracking, TRACKERS),
-        tuning_env_steps=None if tuning_env_steps is None else check_int("tuning_env_steps", tuning_env_steps, 1, 10**12))
+        tuning_env_steps=None if tuning_env_steps is None else check_int("tuning_env_steps", tuning_env_steps, 1, 10**12),
+        population=check_int("population", population, 1, 64))
     _check_methods(run)
     sp.check(t, run.budget)
     base = build_config(t, sp.base_preset, {"pgu_objective": run.objective}, seed=0, budget=run.budget)
     if run.gpus_per_trial:
         base = base.learners(num_gpus_per_learner=run.gpus_per_trial)
     run.base_config = base.to_dict()
+    if run.population > 1:
+        prepare_population(run)
     if os.environ.get("RAY_ADDRESS") and (not pathlib.Path(storage_path).is_absolute() or registry == DEFAULT_URL):
         progress(f"{run.label} warning: inside a Ray job the working directory is a temporary copy that Ray "
                  "deletes; pass --storage-path and --registry on shared storage to keep the results")
@@ -138,7 +147,7 @@ def prepare_run(*, task, space, trials, max_concurrent, env_steps, seed, registr
                 "selection_seeds": run.n_selection, "test_seeds": run.n_test, "seeds_per_trial": run.seeds_per_trial,
                 "pruner": run.pruner, "sampler": run.sampler, "scheduler": run.scheduler,
                 "gpus_per_trial": run.gpus_per_trial, "base_preset": sp.base_preset, "objective": run.objective,
-                "tuning_env_steps": run.tuning_env_steps}
+                "tuning_env_steps": run.tuning_env_steps, **({"population": run.population} if run.population > 1 else {})}
     return run, settings
 
 
@@ -169,8 +178,9 @@ def run_protocol(run: SearchRun, settings: dict, resume: bool) -> dict:
     t0 = time.time()
     lease = start_search(run, space_name=run.space.name, space_yaml=run.space.source, settings=settings,
                          resume=resume)
-    run.max_concurrent = run.max_concurrent or min(run.trials, cluster_cpus())
+    run.max_concurrent = run.max_concurrent or min(run.trials, cluster_cpus() * run.population)
     run.progress(f"{run.label} {_plan(run)}; registry {run.registry.safe_url}, results {run.exp_dir}")
+    broker = start_population(run)
     try:
         run_tuning(run, resume)
         candidates = top_candidates(run.registry.trials(run.search_id), run.top_k, run.budget)
@@ -195,6 +205,7 @@ def run_protocol(run: SearchRun, settings: dict, resume: bool) -> dict:
         run.registry.set_status(run.name, SearchStatus.FAILED)
         raise
     finally:
+        stop_population(broker)
         lease.release()
     summary.update({"status": "complete", "registry": run.registry.safe_url, "storage_path": str(run.exp_dir),
                     "wall_s": time.time() - t0, "timings": run.registry.get_search(run.name).timings})
@@ -210,7 +221,8 @@ def _plan(run: SearchRun) -> str:
     later = (run.top_k * run.n_selection + run.n_test) * run.budget
     at_most = run.tuning_env_steps or run.trials * run.seeds_per_trial * run.budget
     return (f"task {run.task.name}, space {run.space.name}, objective {run.objective}: {tuning}, "
-            f"{run.max_concurrent} at a time; then top {run.top_k} x {plural(run.n_selection, 'selection seed')}, "
+            f"{run.max_concurrent} at a time" + (f" in populations of up to {run.population}" if run.population > 1 else "")
+            + f"; then top {run.top_k} x {plural(run.n_selection, 'selection seed')}, "
             f"then the winner on {plural(run.n_test, 'test seed')}: about {later / 1e6:.3g}M env steps after tuning, "
             f"{(at_most + later) / 1e6:.3g}M at most in all")
 

@@ -83,6 +83,11 @@ class ObsFilter:
     def reset_member(self, k: int) -> None:
         self.count[k], self.mean[k], self.ssd[k] = 0.0, 0.0, 0.0
 
+    def grow(self) -> None:
+        """One more member, with empty statistics."""
+        self.count = torch.cat([self.count, torch.zeros(1, dtype=torch.float64)])
+        self.mean, self.ssd = (torch.cat([t, torch.zeros_like(t[:1])]) for t in (self.mean, self.ssd))
+
     def copy_member(self, src: int, dst: int) -> None:
         for t in (self.count, self.mean, self.ssd):
             t[dst] = t[src]
@@ -116,3 +121,10 @@ class RewardScaler:
 
     def reset_member(self, k: int) -> None:
         self.ret[k], self.mean[k], self.var[k], self.count[k] = 0.0, 0.0, 1.0, 1e-4
+
+    def grow(self) -> None:
+        """One more member's envs, as new (the recipe's γ of member 0)."""
+        for name in ("gamma", "ret", "mean", "var", "count"):
+            t = getattr(self, name)
+            setattr(self, name, torch.cat([t, t[:1].clone()]))
+        self.reset_member(len(self.gamma) - 1)

@@ -154,6 +154,41 @@ class PopulationTrainer:
         else:
             self.obs[k] = raw.float()
 
+    def add(self, member: Member, seed: int) -> int:
+        """Start ``member`` in a new slot (the population grows); returns the slot. It starts as a new member:
+        weights from ``seed``, fresh Adam state, filter, envs and generator."""
+        module, envs, generator, raw = self._seat(member, seed)
+        k = self.pop.add(member, module)
+        self.envs.append(envs)
+        self.generators.append(generator)
+        self.returns.append([])
+        self.member_steps.append(0)
+        self._episode_return = np.concatenate([self._episode_return, np.zeros((1, self.spec.num_envs))])
+        if self.obs_filter is not None:
+            self.obs_filter.grow()
+            self.reward_scaler.grow()
+            obs = self.obs_filter.member(k, raw)
+        else:
+            obs = raw.float()
+        self.obs = torch.cat([self.obs, obs.unsqueeze(0)])
+        return k
+
+    def member_state(self, k: int) -> dict:
+        """What a checkpoint of member k holds: weights, Adam state, observation filter, env steps taken."""
+        state = {"optimizer": self.pop.optimizer_state(k), "env_steps": self.member_steps[k]}
+        if self.obs_filter is not None:
+            state["filter"] = {name: getattr(self.obs_filter, name)[k].clone() for name in ("count", "mean", "ssd")}
+        return state
+
+    def load_member_state(self, k: int, state: dict) -> None:
+        """Slot k continues from ``member_state`` (PBT's exploit, or a paused trial restored); its envs, their
+        reward scalers and its generator go on."""
+        self.pop.load_optimizer_state(k, state["optimizer"])
+        self.member_steps[k] = int(state["env_steps"])
+        if self.obs_filter is not None:
+            for name, value in state["filter"].items():
+                getattr(self.obs_filter, name)[k] = value
+
     def copy_member(self, src: int, dst: int) -> None:
         """PBT's exploit: slot ``dst`` takes slot ``src``'s weights, Adam state and observation filter (what a
         checkpoint restores); its envs, their reward scalers and its generator go on."""
