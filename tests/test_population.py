@@ -207,17 +207,26 @@ def test_members_that_differ_in_structure_are_refused():
         Population(nets, [Member(UpdateRule(), lr=1e-3)] * 3, discrete=True)
 
 
-def test_a_member_with_non_finite_signals_is_named():
+def test_a_member_with_non_finite_signals_is_named_and_stops_alone():
+    """Member 2's Δ_R is NaN: it is named, takes no step (now or later), and the others step as they would
+    have without it (the same weights as a population of the two alone)."""
+    torch.manual_seed(0)
     nets = [ActorCritic(4, 2, discrete=True) for _ in range(3)]
-    pop = Population(nets, [Member(UpdateRule(), lr=1e-3)] * 3, discrete=True)
+    members = [Member(UpdateRule(), lr=1e-3)] * 3
+    pop, healthy = Population(nets, members, discrete=True), Population(nets[:2], members[:2], discrete=True)
     batch = {"obs": torch.randn(3, 8, 4), "actions": torch.zeros(3, 8, dtype=torch.long),
              "behaviour_logp": torch.full((3, 8), -0.7), "advantages": torch.randn(3, 8),
              "value_targets": torch.randn(3, 8)}
     batch["advantages"][2, 5] = float("nan")
-    before = {k: v.clone() for k, v in pop.params.items()}
-    with pytest.raises(FloatingPointError, match="non-finite delta_r in population member 2"):
+    with pytest.raises(FloatingPointError, match="non-finite delta_r in population member 2 at its step 0"):
+        pop.losses(batch)
+    before = pop.flat.clone()
+    for _ in range(2):
         pop.step(batch)
-    assert all(torch.equal(before[k], pop.params[k]) for k in before)  # no member moved
+        healthy.step({key: x[:2] for key, x in batch.items()})
+    assert pop.failed == {2: "non-finite delta_r in population member 2 at its step 0"} and pop.steps == [2, 2, 0]
+    assert torch.equal(pop.flat[2], before[2]) and not torch.equal(pop.flat[0], before[0])
+    torch.testing.assert_close(pop.flat[:2], healthy.flat, rtol=0, atol=1e-7)
 
 
 @pytest.mark.parametrize("discrete", [True, False])

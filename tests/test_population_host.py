@@ -75,3 +75,23 @@ def test_a_schedule_of_a_structural_key_is_refused():
     config["pgu_schedule"] = [[0, {"num_epochs": 5}]]
     with pytest.raises(NotAPopulationRun, match="'num_epochs' is structural"):
         population_member(config)
+
+
+def test_a_member_whose_signals_are_not_finite_fails_alone():
+    """Its run fails with the population's message; the other member's iteration completes and it goes on."""
+    import dataclasses
+
+    async def scenario():
+        host = _host()
+        a = await host.join(population_member(_config(1))[1], 1)
+        broken = dataclasses.replace(population_member(_config(2))[1], gamma=float("nan"))  # NaN advantages
+        b = await host.join(broken, 2)
+        first = await asyncio.gather(host.step(a), host.step(b), return_exceptions=True)
+        after = await asyncio.wait_for(host.step(a), 60)
+        return host, first, after
+
+    host, (ok, failed), after = asyncio.run(scenario())
+    assert isinstance(failed, FloatingPointError) and "non-finite delta_r in population member 1" in str(failed)
+    assert ok["pgu"]["population_size"] == 2 and ok["num_env_steps_sampled_lifetime"] == 512
+    assert after["pgu"]["population_size"] == 1 and after["num_env_steps_sampled_lifetime"] == 1024
+    assert len(host.slots) == 1

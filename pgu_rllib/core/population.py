@@ -185,6 +185,7 @@ class Population:
         self.flat = torch.stack([torch.cat([p.detach().reshape(-1) for p in m.parameters()]) for m in modules])
         self.exp_avg, self.exp_avg_sq = torch.zeros_like(self.flat), torch.zeros_like(self.flat)
         self.steps = [0] * len(members)  # Adam's step count, per member
+        self.failed: dict[int, str] = {}  # member -> why it stopped (its signals were not finite): it takes no step
         self.lr_factor = torch.ones(len(members), dtype=torch.float64)  # a schedule's factor on each member's lr
         self.members = list(members)
         self._rebuild_hp()
@@ -257,6 +258,7 @@ class Population:
             self.flat[k] = torch.cat([p.detach().reshape(-1) for p in module.parameters()])
             self.exp_avg[k], self.exp_avg_sq[k] = 0, 0
             self.steps[k] = 0
+            self.failed.pop(k, None)
         self._rebuild_hp()
 
     def add(self, member: Member, module: nn.Module) -> int:
@@ -285,6 +287,7 @@ class Population:
             raise ValueError("cannot remove the last member of a population")
         keep = [i for i in range(self.K) if i != k]
         self.flat, self.exp_avg, self.exp_avg_sq = self.flat[keep], self.exp_avg[keep], self.exp_avg_sq[keep]
+        self.failed = {i - (i > k): why for i, why in self.failed.items() if i != k}
         self.lr_factor = self.lr_factor[keep]
         del self.steps[k], self.members[k]
         self._rebuild_hp()
@@ -319,10 +322,8 @@ class Population:
         dist_inputs, values = self.forward(batch["obs"], flat)
         total, aux = self._member_losses(dist_inputs, values, batch, self.hp)
         for name in ("delta_o", "delta_r"):
-            finite = torch.isfinite(aux[name]).flatten(1).all(1)
-            if not bool(finite.all()):
-                k = int((~finite).nonzero()[0])
-                raise FloatingPointError(f"non-finite {name} in population member {k} at its step {self.steps[k]}")
+            for k in (~torch.isfinite(aux[name]).flatten(1).all(1)).nonzero().flatten().tolist():
+                self.failed.setdefault(k, f"non-finite {name} in population member {k} at its step {self.steps[k]}")
         (grad,) = torch.autograd.grad(total.sum(), flat)  # Σ_k loss_k: member k's gradient is ∇loss_k
         return grad, total.detach(), {k: v.detach() for k, v in aux.items()}
 
@@ -330,12 +331,19 @@ class Population:
         """Every member's gradient (``{name: [K, ...]}``), total loss and loss terms on its minibatch (``[K, M,
         ...]`` tensors), without a step. A member's non-finite Δ_O or Δ_R raises ``FloatingPointError`` naming it."""
         grad, total, aux = self._flat_losses(batch)
+        if self.failed:
+            raise FloatingPointError(next(iter(self.failed.values())))
         return self._views(grad), total, aux
 
     def step(self, batch: dict) -> dict:
         """One minibatch step for every member: gradient, clip by the member's global norm, Adam. Returns
         per-member statistics (``[K]`` tensors): the loss terms before the step and the gradient's norm."""
         g, total, aux = self._flat_losses(batch)
+        frozen = sorted(self.failed)
+        if frozen:  # a failed member takes no step, now or later: its row is put back after the update
+            before = [(k, self.flat[k].clone(), self.exp_avg[k].clone(), self.exp_avg_sq[k].clone()) for k in frozen]
+            g = g.clone()
+            g[frozen] = 0.0
         dtype = self.flat.dtype
         norms = torch.linalg.vector_norm(g, dim=1)
         clip = self.grad_clip.to(dtype)
@@ -352,6 +360,9 @@ class Population:
         self.exp_avg_sq.mul_(beta2).addcmul_(g, g, value=1 - beta2)
         denom = (self.exp_avg_sq.sqrt() / bc2_sqrt.unsqueeze(1)).add_(ADAM_EPS)
         self.flat.add_(neg_step.unsqueeze(1) * self.exp_avg / denom)
+        for k, flat, m, v in (before if frozen else []):
+            self.flat[k], self.exp_avg[k], self.exp_avg_sq[k] = flat, m, v
+            self.steps[k] -= 1
         return {"total": total, "policy": aux["policy"], "vf_mean": aux["vf_mean"], "entropy": aux["entropy"],
                 "grad_norm": norms}
 

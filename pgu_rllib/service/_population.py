@@ -29,7 +29,7 @@ import numpy as np
 from pgu_rllib.rllib import keys
 from pgu_rllib.service._trainables import _ReusableRun
 
-POPULATION = "pgu_population"  # the config key: {"broker": actor name, "size": K, "floor": the task's floor}
+POPULATION = "pgu_population"  # the config key: {"broker": the broker's actor name, "size": K}
 STRAGGLER_S = 300.0  # a member silent this long is gone (its worker died): the others go on without it
 PLACE_WAIT_S = 10.0  # how long a trial waits for a slot of its structure to free before a new host starts
 
@@ -101,7 +101,11 @@ class PopulationHost:
         except Exception as err:  # every member of the round fails (Tune retries each trial)
             round_.set_exception(err)
             return
-        round_.set_result({sid: self._result(sid) for sid in asked if sid in self.slots})
+        results = {sid: self._result(sid) for sid in asked if sid in self.slots}
+        for k, why in sorted(self.trainer.pop.failed.items(), reverse=True):  # non-finite signals: that run fails
+            results[self.slots[k]] = FloatingPointError(why)  # alone, as a solo run would; the others go on
+            self._leave(self.slots[k])
+        round_.set_result(results)
 
     def _result(self, sid: int) -> dict:
         import ray
@@ -127,6 +131,8 @@ class PopulationHost:
             for gone in set(self.slots) - self.requests:
                 self._leave(gone)
             results = await round_
+        if isinstance(results[sid], Exception):
+            raise results[sid]
         return results[sid]
 
     async def member_state(self, sid: int) -> dict:
