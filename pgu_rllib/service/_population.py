@@ -14,8 +14,8 @@ host's whole population. So Tune's schedulers act per member with no change:
   policy (``PopulationTrainer.stored_policy``), which ``pgu rollout`` replays.
 
 The ``PopulationBroker`` (a named actor per search, created by the driver) places trials in hosts: a host
-of the trial's structure with fewer than K members, else a new one. A trial reserves 1/K CPU, so K trials
-fill the CPU their host uses; hosts reserve none. A host steps when every member has asked for its next
+of the trial's structure on the trial's node with fewer than K members, else a new one pinned to that node.
+A trial reserves 1/K CPU, so K trials fill the CPU their host uses there; hosts reserve none. A host steps when every member has asked for its next
 iteration (a barrier); a member whose trial stopped asking for ``STRAGGLER_S`` (its worker died) is
 dropped, so the others go on.
 """
@@ -155,27 +155,33 @@ class PopulationBroker:
 
     def __init__(self, size: int, budget: int, floor: float):
         self.size, self.budget, self.floor = size, budget, floor
-        self.hosts: dict[str, list[list]] = {}  # structure key -> [[host, members], ...]
+        self.hosts: dict[str, list[list]] = {}  # structure key -> [[host, members, node id], ...]
 
-    async def place(self, key: str, spec) -> tuple[object, int]:
-        """A host of structure ``key`` with a free slot. When every such host is full, wait up to ``PLACE_WAIT_S``
-        for a slot: Tune starts a trial in place of a stopped one before the stopped one has left (a refill),
-        and the new trial belongs in the slot it frees. Then a new host."""
+    async def place(self, key: str, spec, node_id: str | None = None) -> tuple[object, int]:
+        """A host of structure ``key`` on node ``node_id`` (the trial's: the CPU its trials reserve is there)
+        with a free slot. When every such host is full, wait up to ``PLACE_WAIT_S`` for a slot: Tune starts a
+        trial in place of a stopped one before the stopped one has left (a refill), and the new trial belongs
+        in the slot it frees. Then a new host, pinned to that node."""
         import ray
+        from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
         entries = self.hosts.setdefault(key, [])
         waited = 0.0
         while True:
-            for i, entry in enumerate(entries):
-                if entry[1] < self.size:
-                    entry[1] += 1
-                    return entry[0], i
-            if not entries or waited >= PLACE_WAIT_S:
+            mine = [i for i, entry in enumerate(entries) if entry[2] == node_id]
+            for i in mine:
+                if entries[i][1] < self.size:
+                    entries[i][1] += 1
+                    return entries[i][0], i
+            if not mine or waited >= PLACE_WAIT_S:
                 break
             await asyncio.sleep(0.1)
             waited += 0.1
-        host = ray.remote(PopulationHost).options(num_cpus=0, max_concurrency=1000).remote(spec, self.budget, self.floor)
-        entries.append([host, 1])
+        options = {"num_cpus": 0, "max_concurrency": 1000}
+        if node_id is not None:
+            options["scheduling_strategy"] = NodeAffinitySchedulingStrategy(node_id, soft=True)
+        host = ray.remote(PopulationHost).options(**options).remote(spec, self.budget, self.floor)
+        entries.append([host, 1, node_id])
         return host, len(entries) - 1
 
     async def release(self, key: str, index: int) -> None:
@@ -212,7 +218,8 @@ class PopulationMember(_ReusableRun):
         spec, member, seed = population_member(config)
         self.broker = ray.get_actor(population["broker"])
         self.key = structure_key(spec, member)
-        self.host, self.index = ray.get(self.broker.place.remote(self.key, spec))
+        node = ray.get_runtime_context().get_node_id()
+        self.host, self.index = ray.get(self.broker.place.remote(self.key, spec, node))
         self.sid = ray.get(self.host.join.remote(member, seed, member_schedule(config)))
 
     def step(self) -> dict:
