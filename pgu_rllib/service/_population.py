@@ -285,3 +285,42 @@ class PopulationEvaluationRun(PopulationMember):
                 out["policy_path"] = path
             self.cleanup()  # the run is over: its slot is free now
         return out
+
+
+# -- the search's side (``service.search``) -------------------------------------------------------------
+
+def prepare_population(run) -> None:
+    """``--population K``: check that every run the space can sample can train in a population (one line naming
+    the first key that cannot), then mark the base config with the population (``POPULATION``)."""
+    from pgu_rllib.core.errors import InvalidArgument
+    from pgu_rllib.tasks.population_config import NotAPopulationRun, population_member
+
+    for key, allowed, ok in (("seeds_per_trial", "1 with --population", run.seeds_per_trial == 1),
+                             ("gpus_per_trial", "0 with --population (a population runs on CPU)", not run.gpus_per_trial),
+                             ("objective", "train with --population", run.objective == "train")):
+        if not ok:
+            raise InvalidArgument(key, getattr(run, key), allowed)
+    try:
+        population_member(run.base_config)
+        for key, values in (run.space.values_of(("step", "use_kl_loss", "ref_kl_coeff")).items() if run.space else ()):
+            for value in values:
+                population_member({**run.base_config, key: value})
+    except NotAPopulationRun as err:
+        raise InvalidArgument("population", run.population, f"a task and space every run of which can train in a "
+                                                            f"population; {err}") from None
+    run.base_config[POPULATION] = {"broker": f"pgu-population-{run.name}", "size": run.population}
+
+
+def start_population(run):
+    """The search's population broker, or None without ``--population``."""
+    if run.population <= 1:
+        return None
+    return start_broker(run.base_config[POPULATION]["broker"], run.population, run.budget, run.task.floor)
+
+
+def stop_population(broker) -> None:
+    """Kill the broker; its hosts go with it."""
+    if broker is not None:
+        import ray
+
+        ray.kill(broker)

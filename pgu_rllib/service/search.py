@@ -36,8 +36,9 @@ from pgu_rllib.core.errors import InvalidArgument, SearchFailed, SearchInterrupt
 from pgu_rllib.core.stats import summarize
 from pgu_rllib.service._schedulers import MIN_WILCOXON_SEEDS
 from pgu_rllib.service.methods import PRUNERS, SAMPLERS, SCHEDULERS, TRACKERS
-from pgu_rllib.service.phases import (cluster_cpus, interrupted, prepare_population, run_phase, run_tuning,
-                                      selection_table, start_population, start_search, stop_population, top_candidates)
+from pgu_rllib.service._population import prepare_population, start_population, stop_population
+from pgu_rllib.service.phases import (cluster_cpus, interrupted, run_phase, run_tuning, selection_table, start_search,
+                                      top_candidates)
 from pgu_rllib.service.provenance import git_commit, versions
 from pgu_rllib.service.readers import best, export, open_existing  # noqa: F401 (the public API's readers)
 from pgu_rllib.service.registry import DEFAULT_URL, Phase, SearchStatus, optuna_storage, protocol_key
