@@ -93,6 +93,11 @@ class ActorCritic(nn.Module):
         return out, self.vf(obs).squeeze(-1)
 
 
+def _flat_row(module: nn.Module) -> torch.Tensor:
+    """A module's parameters as one row of ``Population.flat`` (the order of ``named_parameters``)."""
+    return torch.cat([p.detach().reshape(-1) for p in module.parameters()])
+
+
 def _orthogonal(layer: nn.Linear, gain: float) -> nn.Linear:
     nn.init.orthogonal_(layer.weight, gain)
     nn.init.zeros_(layer.bias)
@@ -182,7 +187,7 @@ class Population:
         self.one_step, self.use_critic, self.vf_clip = one_step, use_critic, vf_clip
         self.base = copy.deepcopy(modules[0]).to("meta")  # the structure; the weights live in self.flat
         self.shapes = {name: p.shape for name, p in modules[0].named_parameters()}
-        self.flat = torch.stack([torch.cat([p.detach().reshape(-1) for p in m.parameters()]) for m in modules])
+        self.flat = torch.stack([_flat_row(m) for m in modules])
         self.exp_avg, self.exp_avg_sq = torch.zeros_like(self.flat), torch.zeros_like(self.flat)
         self.steps = [0] * len(members)  # Adam's step count, per member
         self.failed: dict[int, str] = {}  # member -> why it stopped (its signals were not finite): it takes no step
@@ -255,7 +260,7 @@ class Population:
         check_one_structure([member], reference=self.rule, who="the population", names=[f"slot {k}"])
         self.members[k] = member
         if module is not None:
-            self.flat[k] = torch.cat([p.detach().reshape(-1) for p in module.parameters()])
+            self.flat[k] = _flat_row(module)
             self.exp_avg[k], self.exp_avg_sq[k] = 0, 0
             self.steps[k] = 0
             self.failed.pop(k, None)
@@ -265,7 +270,7 @@ class Population:
         """Append a new member (its weights from ``module``, a fresh Adam state); returns its slot."""
         member.rule.validate()
         check_one_structure([member], reference=self.rule, who="the population", names=[f"slot {self.K}"])
-        row = torch.cat([p.detach().reshape(-1) for p in module.parameters()]).unsqueeze(0)
+        row = _flat_row(module).unsqueeze(0)
         self.flat = torch.cat([self.flat, row])
         self.exp_avg, self.exp_avg_sq = (torch.cat([t, torch.zeros_like(row)]) for t in (self.exp_avg, self.exp_avg_sq))
         self.lr_factor = torch.cat([self.lr_factor, torch.ones(1, dtype=torch.float64)])

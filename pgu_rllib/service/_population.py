@@ -201,14 +201,20 @@ def start_broker(name: str, size: int, budget: int, floor: float):
 class PopulationMember(_ReusableRun):
     """A tuning trial trained as a member of a population host (see the module's docstring)."""
 
+    @staticmethod
+    def _run_config(config: dict) -> dict:
+        """The run's own configuration (with its ``POPULATION`` entry) in the trial's config."""
+        return config
+
     @classmethod
     def default_resource_request(cls, config):
         from ray.tune.execution.placement_groups import PlacementGroupFactory
 
-        return PlacementGroupFactory([{"CPU": 1.0 / int(config[POPULATION]["size"])}])
+        return PlacementGroupFactory([{"CPU": 1.0 / int(cls._run_config(config)[POPULATION]["size"])}])
 
     def setup(self, config: dict) -> None:
-        self._join({k: v for k, v in config.items() if k != POPULATION}, config[POPULATION])
+        run = self._run_config(config)
+        self._join({k: v for k, v in run.items() if k != POPULATION}, run[POPULATION])
 
     def _join(self, config: dict, population: dict) -> None:
         import ray
@@ -254,16 +260,13 @@ class PopulationEvaluationRun(PopulationMember):
     """A selection or test run trained as a member of a population host; at the budget, scored by the
     one evaluator on its stored policy (``EvaluationRun``'s results, from a population)."""
 
+    @staticmethod
+    def _run_config(config: dict) -> dict:
+        return config["job"]["config"]
+
     def setup(self, config: dict) -> None:
         self.job = config["job"]
-        job_config = dict(self.job["config"])
-        self._join({k: v for k, v in job_config.items() if k != POPULATION}, job_config[POPULATION])
-
-    @classmethod
-    def default_resource_request(cls, config):
-        from ray.tune.execution.placement_groups import PlacementGroupFactory
-
-        return PlacementGroupFactory([{"CPU": 1.0 / int(config["job"]["config"][POPULATION]["size"])}])
+        super().setup(config)
 
     def step(self) -> dict:
         import ray

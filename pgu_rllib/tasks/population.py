@@ -302,7 +302,7 @@ class PopulationTrainer:
             if isinstance(layer, torch.nn.Linear):
                 layers.append(("linear", state[f"pi.{i}.weight"].numpy().copy(), state[f"pi.{i}.bias"].numpy().copy()))
             else:
-                layers.append(("tanh",) if isinstance(layer, torch.nn.Tanh) else (type(layer).__name__.lower(),))
+                layers.append((type(layer).__name__.lower(),))  # Tanh -> "tanh", ReLU -> "relu", ...
         mean = std = clip = None
         if self.obs_filter is not None:
             mean, std = (t.numpy() for t in self.obs_filter.frozen(k))
