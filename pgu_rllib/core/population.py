@@ -213,10 +213,10 @@ class Population:
             at += size
         return out
 
-    def forward(self, obs: torch.Tensor, flat: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    def forward(self, obs: torch.Tensor, params: dict | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """Every member's ``ActorCritic.forward`` on its own observations ``[K, B, obs_dim]``: the distribution
         inputs ``[K, B, ·]`` and values ``[K, B]``."""
-        params = self._views(self.flat if flat is None else flat)
+        params = self.params if params is None else params
 
         def mlp(name: str, x: torch.Tensor) -> torch.Tensor:
             for i, layer in enumerate(getattr(self.base, name)):
@@ -323,13 +323,16 @@ class Population:
                              "delta_o": terms.delta_o, "delta_r": terms.delta_r}
 
     def _flat_losses(self, batch: dict) -> tuple[torch.Tensor, torch.Tensor, dict]:
-        flat = self.flat.detach().requires_grad_(True)
-        dist_inputs, values = self.forward(batch["obs"], flat)
+        # the views of flat, as leaves: their gradients are joined by one cat (a gradient through the slices
+        # of one flat leaf would cost a [K, P] zero-fill and add per parameter)
+        params = {name: v.detach().requires_grad_(True) for name, v in self.params.items()}
+        dist_inputs, values = self.forward(batch["obs"], params)
         total, aux = self._member_losses(dist_inputs, values, batch, self.hp)
         for name in ("delta_o", "delta_r"):
             for k in (~torch.isfinite(aux[name]).flatten(1).all(1)).nonzero().flatten().tolist():
                 self.failed.setdefault(k, f"non-finite {name} in population member {k} at its step {self.steps[k]}")
-        (grad,) = torch.autograd.grad(total.sum(), flat)  # Σ_k loss_k: member k's gradient is ∇loss_k
+        grads = torch.autograd.grad(total.sum(), list(params.values()))  # Σ_k loss_k: member k's is ∇loss_k
+        grad = torch.cat([g.reshape(self.K, -1) for g in grads], dim=1)
         return grad, total.detach(), {k: v.detach() for k, v in aux.items()}
 
     def losses(self, batch: dict) -> tuple[dict, torch.Tensor, dict]:
