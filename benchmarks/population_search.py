@@ -20,6 +20,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
@@ -40,7 +41,7 @@ def one_search(args, k: int, where: pathlib.Path) -> dict:
     for line in proc.stderr:
         tail = (tail + [line])[-40:]
         if "] selection:" in line:  # the tuning phase is over and its timing row written
-            proc.send_signal(signal.SIGINT)
+            threading.Thread(target=_interrupt, args=(proc,), daemon=True).start()
             break
     for line in proc.stderr:
         tail = (tail + [line])[-40:]
@@ -51,6 +52,14 @@ def one_search(args, k: int, where: pathlib.Path) -> dict:
     tuning = timings["tuning"]
     return {"k": k, "tuning_wall_s": tuning["wall_s"], "tuning_env_steps": tuning["env_steps"],
             "process_wall_s": time.time() - t0}
+
+
+def _interrupt(proc: subprocess.Popen) -> None:
+    """SIGINT until the search exits: in the Hopper run of 2026-11-30 the first SIGINT after the selection
+    line was lost twice (the search went on into its selection run; the next one stopped it)."""
+    while proc.poll() is None:
+        proc.send_signal(signal.SIGINT)
+        time.sleep(20)
 
 
 def _timings(registry: str, name: str) -> dict:

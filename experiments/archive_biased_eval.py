@@ -6,10 +6,16 @@ observation filter still updating, and the first 10 episodes to *finish* out of 
 renames those searches, their Optuna studies and their best rows to ``<name>-biased-eval`` in
 ``docs/results/mujoco.db`` (after upgrading it to the current schema), so the re-scored arms can run
 under the original names and both stay in one registry. Run once; a second run changes nothing.
+The same for any registry and searches (the CartPole column of ``docs/reproduction.md`` §3):
 
     python experiments/archive_biased_eval.py
+    python experiments/archive_biased_eval.py --registry sqlite:///docs/results/steps.db \\
+        steps-cartpole-ppo steps-cartpole-pgpb steps-cartpole-npg steps-cartpole-trpo \\
+        steps-cartpole-trpo-first-run steps-cartpole-optimistic_pg
 """
 from __future__ import annotations
+
+import argparse
 
 import sqlalchemy as sa
 
@@ -21,9 +27,13 @@ SUFFIX = "-biased-eval"
 
 
 def main() -> None:
-    reg = Registry(REGISTRY).connect()  # upgrade to the current schema first
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--registry", default=REGISTRY)
+    ap.add_argument("names", nargs="*", default=list(NAMES), help="the searches to rename (default: Hopper's)")
+    args = ap.parse_args()
+    reg = Registry(args.registry).connect()  # upgrade to the current schema first
     with reg.engine.begin() as conn:
-        for name in NAMES:
+        for name in args.names:
             new = name + SUFFIX
             conn.execute(sa.text("UPDATE pgu_searches SET name = :new WHERE name = :old"), {"new": new, "old": name})
             conn.execute(sa.text("UPDATE pgu_best SET search_name = :new WHERE search_name = :old"),
