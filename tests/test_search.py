@@ -322,6 +322,38 @@ def test_ctrl_c_sigterm_and_kill_9_stop_a_search_and_resume_finishes_it(tmp_path
     assert reg.best("bandit", "paper")["search_name"] == "ctrlc"
 
 
+# A Ctrl-C that lands between two phases, where no Tune run is catching SIGINT: raised by the progress line
+# that announces the selection phase, so it lands there every time (a real signal's timing varies)
+_CTRL_C_AT_SELECTION = """
+import sys
+from pgu_rllib.service.search import search
+
+def progress(line):
+    print(line, file=sys.stderr, flush=True)
+    if "] selection:" in line:
+        raise KeyboardInterrupt
+
+out = search("bandit", "paper", trials=2, max_concurrent=1, env_steps=1024, top_k=1, selection_seeds=1,
+             test_seeds=1, name="boundary", registry=sys.argv[1], storage_path=sys.argv[2], progress=progress)
+print(out["status"], out["phase"])
+"""
+
+
+def test_ctrl_c_between_two_phases_leaves_the_search_interrupted(tmp_path):
+    """Outside a Tune run, Ctrl-C is a KeyboardInterrupt: the search is 'interrupted' in the phase it was
+    entering, and its finished trials stay (it used to be marked 'failed'; resuming an interrupted search:
+    the test above)."""
+    db = tmp_path / "r.db"
+    out = subprocess.run([sys.executable, "-c", _CTRL_C_AT_SELECTION, f"sqlite:///{db}", str(tmp_path / "tune")],
+                         capture_output=True, text=True, timeout=600, cwd=tmp_path)
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert out.stdout.split() == ["interrupted", "selection"], out.stderr[-3000:]
+    assert "interrupted during selection" in out.stderr and "resume=True" in out.stderr
+    reg = Registry(f"sqlite:///{db}")
+    assert reg.get_search("boundary").status.value == "interrupted"
+    assert len(reg.trials(reg.get_search("boundary").id)) == 2 and reg.best("bandit", "paper") is None
+
+
 def _check_interrupted(code: int, err: str, reg: Registry) -> None:
     """What Ctrl-C and SIGTERM leave: exit 130, a line saying how to resume, no traceback, 'interrupted'."""
     assert code == 130, err[-3000:]

@@ -119,6 +119,7 @@ def run_tuning(run: SearchRun, resume: bool) -> None:
     # state, says which trials finished); saving it on every loop cost the driver a quarter of a core
     os.environ.setdefault("TUNE_GLOBAL_CHECKPOINT_S", "10")
     meter = TuningMeter(run.registry, run.name, run.search_id, run.tuning_env_steps, run.seeds_per_trial)
+    run.phase = "tuning"
 
     def more() -> bool:
         return finished_trials(run) < run.trials and not meter.exhausted()
@@ -321,6 +322,7 @@ class _Stage:
         from pgu_rllib.service._tune_hooks import config_hash
 
         self.run, self.phase, self.t0, self.t1 = run, phase, None, None
+        run.phase = phase.value
         protocol = run.task.protocol(run.objective)
         self.hashes = {(i, s): config_hash({**run.base_config, **params}, run.budget, protocol) for i, params, s in jobs}
         stored = {(e["candidate"], e["seed"]): e for e in run.registry.evaluations(run.search_id, phase)}

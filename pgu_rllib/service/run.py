@@ -63,6 +63,7 @@ class SearchRun:
     population: int = 1  # K > 1: runs of one structure train K to a process (``service._population``)
 
     label: str = ""  # the prefix of its progress lines
+    phase: str = "its start"  # the phase running (or last begun): what an interruption names
 
     def __post_init__(self):
         self.label = self.label or f"[pgu search {self.name}]"

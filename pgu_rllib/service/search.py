@@ -202,6 +202,9 @@ def run_protocol(run: SearchRun, settings: dict, resume: bool) -> dict:
         run.registry.set_status(run.name, SearchStatus.COMPLETE)
     except SearchInterrupted as stop:
         return interrupted(run, stop, resume_hint=f"search(..., name={run.name!r}, resume=True)")
+    except KeyboardInterrupt:  # Ctrl-C outside Tune's handler (between phases, or a second one): finished runs are stored
+        return interrupted(run, SearchInterrupted(run.name, run.phase),
+                           resume_hint=f"search(..., name={run.name!r}, resume=True)")
     except BaseException:
         run.registry.set_status(run.name, SearchStatus.FAILED)
         raise
@@ -267,6 +270,9 @@ def evaluate(task: str, preset: str = "ppo", overrides: dict | None = None, *, e
         run.registry.set_status(name, SearchStatus.COMPLETE)
     except SearchInterrupted as stop:
         return interrupted(run, stop, resume_hint=f"evaluate(..., name={run.name!r}, resume=True)")
+    except KeyboardInterrupt:  # Ctrl-C outside Tune's handler: finished runs are stored
+        return interrupted(run, SearchInterrupted(run.name, run.phase),
+                           resume_hint=f"evaluate(..., name={run.name!r}, resume=True)")
     except BaseException:
         run.registry.set_status(name, SearchStatus.FAILED)
         raise
