@@ -14,8 +14,8 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import signal
 import pathlib
+import signal
 import statistics
 import subprocess
 import sys

@@ -215,7 +215,8 @@ class Population:
 
     def forward(self, obs: torch.Tensor, params: dict | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """Every member's ``ActorCritic.forward`` on its own observations ``[K, B, obs_dim]``: the distribution
-        inputs ``[K, B, ·]`` and values ``[K, B]``."""
+        inputs ``[K, B, ·]`` and values ``[K, B]``; with ``params`` (``{name: [K, ...]}``, as ``self.params``)
+        in place of the population's own weights."""
         params = self.params if params is None else params
 
         def mlp(name: str, x: torch.Tensor) -> torch.Tensor:
