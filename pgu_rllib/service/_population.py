@@ -15,9 +15,9 @@ host's whole population. So Tune's schedulers act per member with no change:
 
 The ``PopulationBroker`` (a named actor per search, created by the driver) places trials in hosts: a host
 of the trial's structure on the trial's node with fewer than K members, else a new one pinned to that node.
-A trial reserves 1/K CPU, so K trials fill the CPU their host uses there; hosts reserve none. A host steps when every member has asked for its next
-iteration (a barrier); a member whose trial stopped asking for ``STRAGGLER_S`` (its worker died) is
-dropped, so the others go on.
+A trial reserves 1/K CPU, so K trials fill the CPU their host uses there; hosts reserve none. A host steps
+when every member has asked for its next iteration (a barrier); a member whose trial stopped asking for
+``STRAGGLER_S`` (its worker died) is dropped, so the others go on.
 """
 from __future__ import annotations
 

@@ -100,11 +100,14 @@ def start_search(run: SearchRun, *, space_name: str, space_yaml: str, settings: 
     return lease.keep_alive()
 
 
-def interrupted(run: SearchRun, stop: SearchInterrupted, resume_hint: str) -> dict:
+def interrupted(run: SearchRun, stop: SearchInterrupted | KeyboardInterrupt, resume_hint: str) -> dict:
+    """Mark the search interrupted in the phase ``stop`` names (Tune's handler caught the signal), or, for a
+    bare Ctrl-C (between phases, or a second one), in the phase the run was in (``run.phase``)."""
+    phase = stop.phase if isinstance(stop, SearchInterrupted) else run.phase
     run.registry.set_status(run.name, SearchStatus.INTERRUPTED)
-    run.progress(f"{run.label} interrupted during {stop.phase}; finished runs are stored. Resume with "
+    run.progress(f"{run.label} interrupted during {phase}; finished runs are stored. Resume with "
                  f"{resume_hint}")
-    return {"name": run.name, "status": "interrupted", "phase": stop.phase, "task": run.task.name,
+    return {"name": run.name, "status": "interrupted", "phase": phase, "task": run.task.name,
             "space": run.space.name if run.space else None}
 
 

@@ -200,11 +200,8 @@ def run_protocol(run: SearchRun, settings: dict, resume: bool) -> dict:
         winner = max(table, key=lambda c: c["selection_mean"])
         summary = _store_best(run, table, winner, test)
         run.registry.set_status(run.name, SearchStatus.COMPLETE)
-    except SearchInterrupted as stop:
+    except (SearchInterrupted, KeyboardInterrupt) as stop:  # a bare Ctrl-C: outside Tune's handler
         return interrupted(run, stop, resume_hint=f"search(..., name={run.name!r}, resume=True)")
-    except KeyboardInterrupt:  # Ctrl-C outside Tune's handler (between phases, or a second one): finished runs are stored
-        return interrupted(run, SearchInterrupted(run.name, run.phase),
-                           resume_hint=f"search(..., name={run.name!r}, resume=True)")
     except BaseException:
         run.registry.set_status(run.name, SearchStatus.FAILED)
         raise
@@ -268,11 +265,8 @@ def evaluate(task: str, preset: str = "ppo", overrides: dict | None = None, *, e
     try:
         [test] = run_phase(run, Phase.TEST, [(0, {}, s) for s in run.seeds.test(run.n_test)])
         run.registry.set_status(name, SearchStatus.COMPLETE)
-    except SearchInterrupted as stop:
+    except (SearchInterrupted, KeyboardInterrupt) as stop:  # a bare Ctrl-C: outside Tune's handler
         return interrupted(run, stop, resume_hint=f"evaluate(..., name={run.name!r}, resume=True)")
-    except KeyboardInterrupt:  # Ctrl-C outside Tune's handler: finished runs are stored
-        return interrupted(run, SearchInterrupted(run.name, run.phase),
-                           resume_hint=f"evaluate(..., name={run.name!r}, resume=True)")
     except BaseException:
         run.registry.set_status(name, SearchStatus.FAILED)
         raise
