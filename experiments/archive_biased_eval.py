@@ -33,13 +33,15 @@ def main() -> None:
     args = ap.parse_args()
     reg = Registry(args.registry).connect()  # upgrade to the current schema first
     with reg.engine.begin() as conn:
+        has_studies = sa.inspect(conn).has_table("studies")  # `pgu evaluate` registries have no Optuna study
         for name in args.names:
             new = name + SUFFIX
             conn.execute(sa.text("UPDATE pgu_searches SET name = :new WHERE name = :old"), {"new": new, "old": name})
             conn.execute(sa.text("UPDATE pgu_best SET search_name = :new WHERE search_name = :old"),
                          {"new": new, "old": name})
-            conn.execute(sa.text("UPDATE studies SET study_name = :new WHERE study_name = :old"),
-                         {"new": new, "old": name})
+            if has_studies:
+                conn.execute(sa.text("UPDATE studies SET study_name = :new WHERE study_name = :old"),
+                             {"new": new, "old": name})
         rows = conn.execute(sa.text("SELECT name FROM pgu_searches ORDER BY id")).fetchall()
     print("searches:", ", ".join(r[0] for r in rows))
 
