@@ -106,6 +106,11 @@ def test_a_search_whose_every_trial_fails_ends_with_one_line(tmp_path):
     assert "Traceback (most recent call last)" not in out.stderr.split("pgu: error:")[-1]
     reg = Registry(f"sqlite:///{tmp_path}/pgu_results/registry.db")
     assert reg.get_search("bandit-broken-s0").status.value == "failed" and reg.best("bandit") is None
+    # an error of the trial's own code is not retried (a killed worker is: the test above): one attempt
+    (error_file,) = (tmp_path / "pgu_results" / "tune" / "bandit-broken-s0").glob("*/error.txt")
+    failures = [line for line in error_file.read_text().splitlines() if line.startswith("Failure # ")]
+    assert len(failures) == 1 and failures[0].startswith("Failure # 1 "), failures
+    assert out.stderr.count("ValueError: n_actions=1 is out of range") == 1, out.stderr[-3000:]
 
 
 def test_two_searches_and_a_reader_share_one_sqlite_registry(tmp_path):

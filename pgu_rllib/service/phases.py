@@ -84,8 +84,10 @@ def start_search(run: SearchRun, *, space_name: str, space_yaml: str, settings: 
     """Check resources, then create (or reopen) the search's row holding its lease; returns the lease,
     kept alive until the caller releases it."""
     from pgu_rllib.rllib import ray_session
+    from pgu_rllib.rllib.accel.tune_retry import retry_only_dead_workers
 
     started = ray_session.ensure_ray()
+    retry_only_dead_workers()  # FAILURE_RETRIES re-run a trial whose worker died, not one whose code raised
     check_resources(run, started, run.progress)  # before anything is written
     if started:  # where a user finds the workers' logs of this run
         run.progress(f"{run.label} started a local Ray with {cluster_cpus()} CPUs; its logs: "
@@ -295,7 +297,7 @@ def new_tuner(run: SearchRun, n: int):
                        *([make_tracker(run.tracking, run.name, run.space.params, keys_, run.tracking_uri)]
                          if run.tracking else [])],
             # a trial whose worker dies (an infrastructure fault) is re-run from its start, twice at most;
-            # only a trial that fails three times is recorded as the configuration's error
+            # an exception its own code raised fails it at once (accel.tune_retry)
             failure_config=tune.FailureConfig(max_failures=FAILURE_RETRIES),
             checkpoint_config=tune.CheckpointConfig(checkpoint_at_end=False)))
 

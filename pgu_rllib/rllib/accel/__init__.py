@@ -9,6 +9,8 @@
 * Needed for correctness, each name checked by ``require``: ``internals`` (the learner's optimisers,
   schedules, connector pipeline and parameters; the config's model config) and ``optuna_search``
   (a resumable ``OptunaSearch`` whose pickled state holds no storage).
+* ``tune_retry``: Tune's ``FailureConfig`` re-runs a trial whose worker died, not one whose own code
+  raised (which would raise again).
 
 Nothing outside this package names a private attribute of another library; ``tests/test_compat.py``
 checks that with an AST scan, and that both paths (patches on and off) learn the same numbers.
