@@ -26,10 +26,13 @@ settings.load_profile("suite")
 def ray_local():
     import ray
 
+    from pgu_rllib.rllib.accel.guard import free_agent_port
+
     if ray.is_initialized():  # a Ray an earlier module's test left running (RLlib starts one on demand)
         ray.shutdown()
-    ray.init(address="local", num_cpus=2, include_dashboard=False, object_store_memory=200 * 1024**2,
-             log_to_driver=False, logging_level="ERROR")
+    with free_agent_port():  # the other pytest worker's Ray may hold Ray's default agent port
+        ray.init(address="local", num_cpus=2, include_dashboard=False, object_store_memory=200 * 1024**2,
+                 log_to_driver=False, logging_level="ERROR")
     yield ray
     ray.shutdown()
 

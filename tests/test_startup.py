@@ -53,3 +53,31 @@ def test_readers_print_stored_rows_without_torch_or_ray(command, printed, tmp_pa
     out = run_reader(argv, tmp_path)
     assert printed in out.stdout, out.stderr[-2000:]
     assert out.stdout.strip().splitlines()[-1] == "['sqlalchemy']"
+
+
+AGENT_PORT_HELD = """
+import pathlib, socket
+held = socket.socket()
+try:
+    held.bind(("127.0.0.1", 52365)); held.listen()  # Ray's default agent port, as another local Ray holds it
+except OSError:
+    pass  # something on this machine holds it already
+import ray
+from pgu_rllib.rllib import ray_session
+assert ray_session.ensure_ray(num_cpus=1)
+log = pathlib.Path(ray_session.started_session_dir, "logs", "dashboard_agent.log").read_text()
+ray.shutdown()
+import re
+address = re.search(r"Dashboard agent http address: (\\S+)", log)
+print("failed-to-bind" if "Failed to bind" in log else "bound", address.group(1) if address else "no-http-server")
+"""
+
+
+def test_a_local_ray_starts_its_agent_on_a_free_port_when_the_default_is_taken(tmp_path):
+    """Ray's default agent port 52365 held (by another local Ray, say): the node ``ensure_ray`` starts binds
+    its agent elsewhere at once, instead of six failed binds with back-off (3.4 s of every start)."""
+    out = subprocess.run([sys.executable, "-c", AGENT_PORT_HELD], cwd=tmp_path, capture_output=True, text=True,
+                         timeout=180)
+    assert out.returncode == 0, out.stderr[-3000:]
+    bound, address = out.stdout.split()
+    assert bound == "bound" and address.startswith("127.0.0.1:") and address != "127.0.0.1:52365", out.stdout

@@ -8,7 +8,9 @@ Otherwise start a small local Ray on this machine:
 * no idle workers started ahead (``RAY_prestart_worker_first_driver=0``): Ray would start one per CPU
   for the driver, and no trial uses them (a trial's actor starts its own worker), so each cost a Python
   start for nothing (measured: 2 fewer worker processes and ~5 CPU-s less per search on 2 cores);
-* a 200 MiB object store.
+* a 200 MiB object store;
+* a free port for its dashboard agent (``accel.guard.free_agent_port``): Ray's default 52365 may be
+  another local Ray's, and the agent then waited 3.4 s before giving up its HTTP server.
 
 Token auth stays as Ray 2.60 sets it (on for new local clusters).
 """
@@ -66,7 +68,7 @@ def _keep_sigterm_handler():
 def _init_ray(num_cpus, num_gpus) -> bool:
     import ray
 
-    from pgu_rllib.rllib.accel.guard import loopback_node_ip
+    from pgu_rllib.rllib.accel.guard import free_agent_port, loopback_node_ip
 
     os.environ.setdefault("RAY_DEDUP_LOGS", "1")
     # Tune's classic output engine, which verbose=0 silences (the new one still prints a configuration box
@@ -79,7 +81,7 @@ def _init_ray(num_cpus, num_gpus) -> bool:
     os.environ.setdefault("RAY_enable_metrics_collection", "0")
     os.environ.setdefault("RAY_prestart_worker_first_driver", "0")  # read by the raylet ray.init starts
     global started_session_dir
-    with loopback_node_ip():
+    with loopback_node_ip(), free_agent_port():
         context = ray.init(
             address="local",  # a new local Ray, never a `ray start` cluster Ray would find on this machine
             num_cpus=num_cpus or os.cpu_count(),

@@ -6,7 +6,7 @@
 * ``require`` fails at once, naming the attribute, when a Ray release lacks a private name that
   correctness needs (``internals``, ``optuna_search``, the two functions below).
 * ``loopback_node_ip`` and ``ray_cli_multi_node``: a Ray node bound to 127.0.0.1, started by Ray's own
-  ``ray`` command.
+  ``ray`` command; ``free_agent_port``: the node ``ray.init`` starts gets a free port for its agent.
 """
 from __future__ import annotations
 
@@ -72,6 +72,43 @@ def loopback_node_ip():
         yield
     finally:
         services.resolve_ip_for_localhost = original
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    """A TCP port nothing listens on now (the kernel's choice)."""
+    import socket
+
+    with socket.socket() as s:
+        s.bind((host, 0))
+        return s.getsockname()[1]
+
+
+@contextlib.contextmanager
+def free_agent_port():
+    """Give the dashboard agent of the node ``ray.init`` starts a free port instead of Ray's default 52365.
+
+    Ray 2.60's ``ray.init`` has no argument for it (``ray start`` has ``--dashboard-agent-listen-port``,
+    which ``cluster/local.sh`` sets per node). When another Ray on this machine holds 52365 (a second
+    search, a cluster, the other worker of the test suite), the new node's agent retried its bind six
+    times with back-off and gave up its HTTP server, and ``ray.init`` waited the 3.4 s for it (seen in
+    ``dashboard_agent.log``: "Failed to bind to port 52365 (attempt 1/6)"; ``tests/test_startup.py``).
+    """
+    import ray._private.parameter as parameter
+    import ray._private.ray_constants as ray_constants
+
+    require(ray_constants, ("DEFAULT_DASHBOARD_AGENT_LISTEN_PORT",), "a free port for a local Ray's agent")
+    original = parameter.RayParams.__init__
+
+    def __init__(self, *args, **kwargs):
+        original(self, *args, **kwargs)
+        if self.dashboard_agent_listen_port == ray_constants.DEFAULT_DASHBOARD_AGENT_LISTEN_PORT:
+            self.dashboard_agent_listen_port = free_port()
+
+    parameter.RayParams.__init__ = __init__
+    try:
+        yield
+    finally:
+        parameter.RayParams.__init__ = original
 
 
 def ray_cli_multi_node() -> None:
