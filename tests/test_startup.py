@@ -1,6 +1,8 @@
 """Readers start like readers (issue 23 §5, issue 25 §7): ``pgu best``, ``pgu export`` and ``pgu presets``
 import no ``ray.rllib``, and neither torch nor Ray when they print stored rows; ``pgu --help`` imports
-neither torch nor Ray nor SQLAlchemy."""
+neither torch nor Ray nor SQLAlchemy. Trainers start lean too: no torch compiler imported, and a local Ray's
+agent bound at once when Ray's default port is taken."""
+import os
 import pathlib
 import shutil
 import subprocess
@@ -81,3 +83,23 @@ def test_a_local_ray_starts_its_agent_on_a_free_port_when_the_default_is_taken(t
     assert out.returncode == 0, out.stderr[-3000:]
     bound, address = out.stdout.split()
     assert bound == "bound" and address.startswith("127.0.0.1:") and address != "127.0.0.1:52365", out.stdout
+
+
+TRAIN_AND_LIST_COMPILER_MODULES = """
+import sys
+from pgu_rllib.cli import main
+main(["train", "--task", "cartpole", "--env-steps", "512"])
+print(sorted(m for m in ("torch._dynamo", "torch._inductor") if m in sys.modules))
+"""
+
+
+@pytest.mark.parametrize("patches,imported", [("", []), ("1", ["torch._dynamo", "torch._inductor"])])
+def test_training_imports_no_torch_compiler_unless_the_patches_are_off(patches, imported, tmp_path):
+    """RLlib's seeding (``torch.use_deterministic_algorithms``) and torch's optimizer wrappers imported Dynamo
+    and Inductor in every trial process, for a compiler pgu-rllib never runs (``rllib/accel/torch_lazy.py``);
+    RLlib's own path (``PGU_DISABLE_RAY_PATCHES=1``) still does."""
+    env = {**os.environ, "PGU_DISABLE_RAY_PATCHES": patches}
+    out = subprocess.run([sys.executable, "-c", TRAIN_AND_LIST_COMPILER_MODULES], cwd=tmp_path, env=env,
+                         capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert out.stdout.strip().splitlines()[-1] == repr(imported)

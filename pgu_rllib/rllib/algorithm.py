@@ -31,6 +31,7 @@ from ray.rllib.utils import force_list
 from pgu_rllib.rllib.accel.guard import patches_enabled
 from pgu_rllib.rllib.accel.internals import ModelConfigIncludes
 from pgu_rllib.rllib.accel.env_runner import PGUEnvRunner
+from pgu_rllib.rllib.accel.torch_lazy import no_compiler_imports
 from pgu_rllib.rllib.learner import PGUTorchLearner
 from pgu_rllib.rllib.ray_session import quiet_logs
 from pgu_rllib.core.scales import scale_params
@@ -203,6 +204,7 @@ class PGU(PPO):
 
     def __init__(self, *args, **kwargs):
         quiet_logs()  # in the trial's own process, before Tune's and RLlib's start-up lines
+        no_compiler_imports()  # RLlib seeds with torch.use_deterministic_algorithms (accel.torch_lazy)
         self._schedule_done = 0
         super().__init__(*args, **kwargs)
 

@@ -9,6 +9,7 @@
 * Needed for correctness, each name checked by ``require``: ``internals`` (the learner's optimisers,
   schedules, connector pipeline and parameters; the config's model config) and ``optuna_search``
   (a resumable ``OptunaSearch`` whose pickled state holds no storage).
+* ``torch_lazy``: no TorchInductor or Dynamo import for a process that never compiles (a speed patch).
 * ``tune_retry``: Tune's ``FailureConfig`` re-runs a trial whose worker died, not one whose own code
   raised (which would raise again).
 

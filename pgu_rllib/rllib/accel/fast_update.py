@@ -41,17 +41,24 @@ def fused_adam_step(optimizer: torch.optim.Optimizer) -> None:
     """``Adam(fused=True).step()`` as the one kernel it launches: ``_foreach_add_`` of the step counts and
     ``torch._fused_adam_`` with the group's own settings, without ``Optimizer.step``'s wrappers (profiler
     hook, grad-mode switch, fallback checks, ``_init_group``'s walk over the parameters: about 0.15 ms of
-    a 64-row minibatch's ~1.4 ms). Anything but one CPU group of a fused, plain Adam whose state exists
-    and whose parameters all have gradients takes ``optimizer.step()``."""
+    a 64-row minibatch's ~1.4 ms). The first step creates Adam's state as ``Adam._init_group`` does for a
+    fused group (``step`` a float32 zero, both moments zeros like the parameter), so ``Optimizer.step``,
+    whose wrappers import Dynamo (``accel.torch_lazy``), is never called. Anything but one CPU group of a
+    fused, plain Adam of float32 parameters that all have gradients takes ``optimizer.step()``."""
     groups = optimizer.param_groups
     group = groups[0]
     params = group["params"]
     if not (type(optimizer) is torch.optim.Adam and len(groups) == 1 and group.get("fused")
             and not (group["amsgrad"] or group["maximize"] or group["differentiable"] or group["capturable"]
                      or group.get("decoupled_weight_decay"))
-            and all(p.grad is not None and p.device.type == "cpu" and optimizer.state.get(p) for p in params)):
+            and all(p.grad is not None and p.device.type == "cpu" and p.dtype == torch.float32 for p in params)):
         optimizer.step()
         return
+    for p in params:
+        if not optimizer.state.get(p):  # Adam's lazy state, as its _init_group makes it for a fused group
+            optimizer.state[p] = {"step": torch.zeros((), dtype=torch.float32, device=p.device),
+                                  "exp_avg": torch.zeros_like(p, memory_format=torch.preserve_format),
+                                  "exp_avg_sq": torch.zeros_like(p, memory_format=torch.preserve_format)}
     states = [optimizer.state[p] for p in params]
     steps = [s["step"] for s in states]
     beta1, beta2 = group["betas"]
