@@ -83,3 +83,38 @@ def test_what_a_population_cannot_run_is_refused_in_one_line(tmp_path, kwargs, n
     assert names in message and "\n" not in message, message
     assert not (tmp_path / "tune").exists()
 
+
+
+def test_pgu_evaluate_trains_its_test_runs_as_one_population(tmp_path):
+    """``pgu evaluate --population K``: the test runs of one configuration are one structure, so they train
+    together; each is still its own row, and its stored policy gives its score in a plain loop."""
+    url = f"sqlite:///{tmp_path / 'r.db'}"
+    cmd = [sys.executable, "-m", "pgu_rllib.cli", "evaluate", "--task", "cartpole", "--preset", "dpo",
+           "--env-steps", "1024", "--test-seeds", "2", "--population", "2", "--registry", url,
+           "--storage-path", str(tmp_path / "tune"), "--name", "evpop", "--json"]
+    out = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert "2 at a time in populations of up to 2" in out.stderr
+    summary = json.loads(out.stdout.strip().splitlines()[-1])
+    reg = Registry(url)
+    row = reg.get_search("evpop")
+    assert row.settings["population"] == 2 and row.status.value == "complete"
+    sizes = {json.loads(line)["population_size"] for result in (tmp_path / "tune").glob("evpop*/*/result.json")
+             for line in result.read_text().splitlines()}
+    assert sizes == {2}, sizes  # both runs start together and run the same budget: always a population of 2
+    test = reg.evaluations(row.id, "test")
+    assert sorted(e["seed"] for e in test) == sorted(summary["test_seeds"]) == [2_000_000, 2_000_001]
+    for e in test:
+        policy = StoredPolicy.load(e["policy_path"])
+        assert policy.meta["population"] is True
+        assert evaluate_policy(policy, episodes=10).mean == pytest.approx(e["score"], abs=1e-6)
+
+
+def test_pgu_evaluate_refuses_a_population_its_task_cannot_run(tmp_path):
+    from pgu_rllib.service.search import evaluate
+
+    with pytest.raises(InvalidArgument) as err:
+        evaluate("bandit", "ppo", population=2, registry=f"sqlite:///{tmp_path / 'r.db'}",
+                 storage_path=str(tmp_path / "tune"))
+    assert "population=2" in str(err.value) and "\n" not in str(err.value)
+    assert not (tmp_path / "tune").exists()

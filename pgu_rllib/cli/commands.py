@@ -170,7 +170,7 @@ def cmd_evaluate(args) -> int:
         summary = evaluate(_task(args), preset, overrides, env_steps=args.env_steps, seed=args.seed,
                            test_seeds=args.test_seeds, name=args.name, registry=args.registry,
                            storage_path=args.storage_path, max_concurrent=args.max_concurrent,
-                           gpus_per_trial=args.gpus_per_trial, resume=args.resume)
+                           gpus_per_trial=args.gpus_per_trial, resume=args.resume, population=args.population)
     if summary["status"] != "complete":
         print(f"pgu: evaluation {summary['name']} interrupted; continue it with the same command and --resume",
               file=sys.stderr)

@@ -98,6 +98,9 @@ def add_evaluate_and_rollout(sub, task_help: str, preset_help: str, env_kwargs_h
     p.add_argument("--max-concurrent", type=positive_int, help="runs at a time (default: the CPUs)")
     p.add_argument("--gpus-per-trial", type=fraction, default=0.0)
     p.add_argument("--resume", action="store_true", help="continue an interrupted evaluation of this --name")
+    p.add_argument("--population", type=positive_int, default=1, metavar="K",
+                   help="train up to K of the test runs in one process, batched (each run is still its own "
+                        "registry row and stored policy; classic and MuJoCo recipes, first-order steps)")
     p.add_argument("--json", action="store_true", help="end stdout with one JSON summary line")
     p.set_defaults(fn=commands.cmd_evaluate)
 

@@ -276,7 +276,7 @@ class PopulationEvaluationRun(PopulationMember):
         result = super().step()
         steps = int(result[keys.ENV_STEPS])
         out = {keys.TUNE_OBJECTIVE: result[keys.PGU][keys.OBJECTIVE], keys.ENV_STEPS: steps,
-               keys.NODE_ID: result[keys.PGU][keys.NODE_ID]}
+               keys.NODE_ID: result[keys.PGU][keys.NODE_ID], "population_size": result[keys.PGU]["population_size"]}
         if steps >= int(self.job["budget"]):
             meta = {"seed": self.job["seed"], "env_steps": steps, "params": self.job["params"],
                     "config_hash": self.job.get("config_hash"), "population": True}

@@ -231,10 +231,13 @@ def _plan(run: SearchRun) -> str:
 def evaluate(task: str, preset: str = "ppo", overrides: dict | None = None, *, env_steps: int | None = None,
              seed: int = 0, test_seeds: int = 5, name: str | None = None, registry: str = DEFAULT_URL,
              storage_path: str = DEFAULT_STORAGE, max_concurrent: int | None = None, gpus_per_trial: float = 0.0,
-             resume: bool = False, progress=log_line) -> dict:
+             resume: bool = False, population: int = 1, progress=log_line) -> dict:
     """Train one fixed configuration (``preset`` + ``overrides``) on ``test_seeds`` test seeds with
     the search's protocol (same seeds as a search with this ``seed``); store each run under the
     search name ``name`` and return the test summary. For baselines; nothing is selected.
+
+    ``population`` K > 1 trains the test runs as members of populations of up to K (one structure, so
+    they all fit: ``service._population``, docs/spec.md §8); each run is still its own row and stored policy.
     """
     from pgu_rllib.tasks.training import build_config
 
@@ -245,23 +248,29 @@ def evaluate(task: str, preset: str = "ppo", overrides: dict | None = None, *, e
                     max_concurrent=0 if max_concurrent is None else check_int("max_concurrent", max_concurrent),
                     gpus_per_trial=check_gpus(gpus_per_trial), registry=open_registry(registry),
                     exp_dir=check_storage(storage_path) / name, base_config={}, progress=progress,
-                    n_test=check_count("test_seeds", test_seeds))
+                    n_test=check_count("test_seeds", test_seeds),
+                    population=check_int("population", population, 1, 64))
     run.label = f"[pgu evaluate {name}]"
     check_new_or_resume(run.registry, name, run.exp_dir, resume)
     config = build_config(t, preset, overrides, seed=0, budget=run.budget)
     if run.gpus_per_trial:
         config = config.learners(num_gpus_per_learner=run.gpus_per_trial)
     run.base_config = config.to_dict()
+    if run.population > 1:
+        prepare_population(run)
     settings = {"env_id": t.env_id, "env_kwargs": t.eval_env_kwargs,
                 "kind": "evaluation", "preset": preset, "overrides": overrides, "env_steps": run.budget,
-                "seed": run.seed, "test_seeds": run.n_test, "gpus_per_trial": run.gpus_per_trial}
+                "seed": run.seed, "test_seeds": run.n_test, "gpus_per_trial": run.gpus_per_trial,
+                **({"population": run.population} if run.population > 1 else {})}
     if resume:
         check_resume(run.registry, name, t.name, "", settings)
     t0 = time.time()
     lease = start_search(run, space_name=f"preset:{preset}", space_yaml="", settings=settings, resume=resume)
-    run.max_concurrent = run.max_concurrent or min(run.n_test, cluster_cpus())
+    run.max_concurrent = run.max_concurrent or min(run.n_test, cluster_cpus() * run.population)
     progress(f"{run.label} task {t.name}, preset {preset}{' + ' + json.dumps(overrides) if overrides else ''}, "
-             f"{plural(run.n_test, 'test seed')} x {run.budget:,} env steps")
+             f"{plural(run.n_test, 'test seed')} x {run.budget:,} env steps"
+             + (f", {run.max_concurrent} at a time in populations of up to {run.population}" if run.population > 1 else ""))
+    broker = start_population(run)
     try:
         [test] = run_phase(run, Phase.TEST, [(0, {}, s) for s in run.seeds.test(run.n_test)])
         run.registry.set_status(name, SearchStatus.COMPLETE)
@@ -271,6 +280,7 @@ def evaluate(task: str, preset: str = "ppo", overrides: dict | None = None, *, e
         run.registry.set_status(name, SearchStatus.FAILED)
         raise
     finally:
+        stop_population(broker)
         lease.release()
     stats = summarize([e["score"] for e in test])
     return {"status": "complete", "name": name, "task": t.name, "preset": preset, "overrides": overrides,
