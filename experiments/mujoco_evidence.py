@@ -72,11 +72,12 @@ def _run(cmd: list[str], log: pathlib.Path) -> int:
         return subprocess.run(cmd, stdout=f, stderr=subprocess.STDOUT, cwd=ROOT).returncode
 
 
-def _registry_phase(args, name: str, cmd: list[str], log: pathlib.Path) -> int:
+def _registry_phase(args, name: str, cmd: list[str], log: pathlib.Path) -> int | None:
+    """Run (or resume) one registry phase; None when the registry holds it complete (nothing ran)."""
     status = _status(args.registry, name)
     if status == "complete":
         print(f"[evidence] {name}: complete in the registry, skipped", flush=True)
-        return 0
+        return None
     return _run(cmd + ["--name", name, "--registry", args.registry, "--storage-path", args.storage_path,
                        *(["--resume"] if status is not None else [])], log)
 
@@ -89,7 +90,8 @@ def transfer_sets(registry: str, space: str) -> tuple[str, list[str]]:
     return row["preset"], [f"--set={k}={json.dumps(v)}" for k, v in row["params"].items()]
 
 
-def phase(args, task: str, key: str) -> int:
+def phase(args, task: str, key: str) -> int | None:
+    """Run one phase; its exit status, or None when its results are stored already (nothing ran)."""
     env_id, zoo_key = TASKS[task]
     out = ROOT / args.out
     log = out / "logs" / f"{task}_{key}.log"
@@ -121,7 +123,10 @@ def phase(args, task: str, key: str) -> int:
         from pgu_rllib.service.search import test_seed_list
 
         procs, rc = [], 0
-        seeds = test_seed_list(0, args.test_seeds)
+        seeds = [s for s in test_seed_list(0, args.test_seeds) if not (out / f"rlzoo_{env_id}_seed{s}.json").exists()]
+        if not seeds:
+            print(f"[evidence] {task} rlzoo: every seed's result is stored, skipped", flush=True)
+            return None
         for i, seed in enumerate(seeds):  # max_concurrent at a time, one core each
             procs.append(subprocess.Popen(
                 [sys.executable, "experiments/rlzoo.py", "--env", env_id, "--zoo-entry", zoo_key, "--seed",
@@ -181,6 +186,8 @@ def main() -> None:
         phases = json.loads(status_file.read_text()) if status_file.exists() else {}
         t0 = time.time()
         rc = phase(args, task, key)
+        if rc is None:  # complete already: keep the record of the run that did it
+            continue
         phases[key] = {"rc": rc, "wall_s": round(time.time() - t0, 1), "finished": time.strftime("%Y-%m-%d %H:%M:%S")}
         out.mkdir(parents=True, exist_ok=True)
         status_file.write_text(json.dumps(phases, indent=1))
