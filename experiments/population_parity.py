@@ -54,6 +54,7 @@ def table(args) -> None:
 
     from pgu_rllib.service.registry import Registry
 
+    np.random.seed(0)  # rliable's bootstrap draws from numpy's global generator: the same table every run
     reg = Registry(REGISTRY.replace("sqlite:///", f"sqlite:///{ROOT}/"))
     print(f"| task | preset | solo: mean, IQM [95% CI] | population {args.population}: mean, IQM [95% CI] "
           f"| P(member > solo) [95% CI] | seeds |\n|---|---|---|---|---|---|")
