@@ -3,13 +3,14 @@ SUCCEEDED, trials on more than one node (node ids in the registry), the best row
 cluster is torn down even when the test fails."""
 import os
 import re
-import socket
 import sqlite3
 import subprocess
 import sys
 import tempfile
 
 import pytest
+
+from pgu_rllib.rllib.accel.guard import free_port
 
 pytestmark = [pytest.mark.cluster, pytest.mark.slow]
 
@@ -18,19 +19,13 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 VENV_BIN = os.path.dirname(sys.executable)
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def cluster():
     """One two-node cluster for the module's tests (in file order: the last one takes it down and up)."""
     root = tempfile.mkdtemp(prefix="pgu-cluster-")
-    env = {**os.environ, "PGU_CLUSTER_DIR": root, "PGU_CLUSTER_PORT": str(_free_port()),
-           "PGU_DASHBOARD_PORT": str(_free_port()), "PGU_CLIENT_PORT": str(_free_port()),
-           "PGU_AGENT_PORT": str(_free_port()),
+    env = {**os.environ, "PGU_CLUSTER_DIR": root, "PGU_CLUSTER_PORT": str(free_port()),
+           "PGU_DASHBOARD_PORT": str(free_port()), "PGU_CLIENT_PORT": str(free_port()),
+           "PGU_AGENT_PORT": str(free_port()),
            "PGU_VENV": os.path.dirname(VENV_BIN)}
     for key in ("RAY_ADDRESS", "RAY_AUTH_TOKEN", "RAY_AUTH_MODE"):
         env.pop(key, None)

@@ -5,12 +5,12 @@ import datetime
 import os
 import pathlib
 import shutil
-import socket
 import subprocess
 
 import optuna
 import pytest
 
+from pgu_rllib.rllib.accel.guard import free_port
 from pgu_rllib.service.registry import Registry, head_revision
 
 LEGACY = pathlib.Path(__file__).resolve().parent.parent / "docs" / "results" / "evidence.db"  # schema 0001
@@ -26,12 +26,6 @@ def _pg_bin(name: str) -> str:
     raise FileNotFoundError(f"{name} not found: .ci/run installs Debian's postgresql package")
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def postgres_url():
     import pathlib
@@ -42,7 +36,7 @@ def postgres_url():
     as_user = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []  # postgres refuses root
     if as_user:
         shutil.chown(root, "postgres")
-    port = _free_port()
+    port = free_port()
     subprocess.run([*as_user, _pg_bin("initdb"), "-D", str(data), "-A", "trust", "-U", "pgu"], check=True,
                    capture_output=True)
     subprocess.run([*as_user, _pg_bin("pg_ctl"), "-D", str(data), "-w", "-l", str(data.parent / "log"),

@@ -213,6 +213,11 @@ def run_protocol(run: SearchRun, settings: dict, resume: bool) -> dict:
     return summary
 
 
+def _at_a_time(run: SearchRun) -> str:
+    """How many runs train at once, in the plan lines of ``search`` and ``evaluate``."""
+    return f"{run.max_concurrent} at a time" + (f" in populations of up to {run.population}" if run.population > 1 else "")
+
+
 def _plan(run: SearchRun) -> str:
     """The search's plan in one line: what runs, how many, about how many env steps."""
     tuning = (f"tuning until {run.tuning_env_steps:,} training env steps are spent (at most {plural(run.trials, 'trial')}"
@@ -222,8 +227,7 @@ def _plan(run: SearchRun) -> str:
     later = (run.top_k * run.n_selection + run.n_test) * run.budget
     at_most = run.tuning_env_steps or run.trials * run.seeds_per_trial * run.budget
     return (f"task {run.task.name}, space {run.space.name}, objective {run.objective}: {tuning}, "
-            f"{run.max_concurrent} at a time" + (f" in populations of up to {run.population}" if run.population > 1 else "")
-            + f"; then top {run.top_k} x {plural(run.n_selection, 'selection seed')}, "
+            f"{_at_a_time(run)}; then top {run.top_k} x {plural(run.n_selection, 'selection seed')}, "
             f"then the winner on {plural(run.n_test, 'test seed')}: about {later / 1e6:.3g}M env steps after tuning, "
             f"{(at_most + later) / 1e6:.3g}M at most in all")
 
@@ -269,7 +273,7 @@ def evaluate(task: str, preset: str = "ppo", overrides: dict | None = None, *, e
     run.max_concurrent = run.max_concurrent or min(run.n_test, cluster_cpus() * run.population)
     progress(f"{run.label} task {t.name}, preset {preset}{' + ' + json.dumps(overrides) if overrides else ''}, "
              f"{plural(run.n_test, 'test seed')} x {run.budget:,} env steps"
-             + (f", {run.max_concurrent} at a time in populations of up to {run.population}" if run.population > 1 else ""))
+             + (f", {_at_a_time(run)}" if run.population > 1 else ""))
     broker = start_population(run)
     try:
         [test] = run_phase(run, Phase.TEST, [(0, {}, s) for s in run.seeds.test(run.n_test)])
