@@ -142,9 +142,10 @@ def phase(args, task: str, key: str) -> int | None:
 def report(args) -> int:
     rc = _run([sys.executable, "experiments/mujoco_report.py", "--registry", args.registry, "--out", args.out],
               ROOT / args.out / "logs" / "report.log")
-    for task in TASKS:
-        rc = rc or subprocess.run([*_pgu(), "export", "--task", task, "--registry", args.registry,
-                                   "--out", f"hyperparams/{task}.yml"], cwd=ROOT).returncode
+    for task in TASKS:  # the tasks with a finished search (``pgu export`` refuses a task without one)
+        if any(_status(args.registry, f"{task}-{space}-s0") == "complete" for space in ("full", "ppo_knobs", "drift")):
+            rc = rc or subprocess.run([*_pgu(), "export", "--task", task, "--registry", args.registry,
+                                       "--out", f"hyperparams/{task}.yml"], cwd=ROOT).returncode
     return rc
 
 
@@ -199,7 +200,8 @@ def main() -> None:
     if not args.only or "report" in args.only:
         rc = report(args)
         if args.commit:
-            commit(args, "MuJoCo evidence: report", "hyperparams", "docs/mujoco-results.md")
+            commit(args, "MuJoCo evidence: report", "hyperparams", "docs/mujoco-results.md",
+                   *(str(p.relative_to(ROOT)) for p in (ROOT / "docs").glob("mujoco_*.png")))
         sys.exit(rc)
 
 
