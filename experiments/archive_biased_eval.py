@@ -3,9 +3,11 @@
 Before the one evaluator (``core/policy.py``), selection and test scores came from RLlib's
 ``algo.evaluate()`` on the training env runner: a stochastic policy, unseeded episodes, the
 observation filter still updating, and the first 10 episodes to *finish* out of 16 envs. This script
-renames those searches, their Optuna studies and their best rows to ``<name>-biased-eval`` in
-``docs/results/mujoco.db`` (after upgrading it to the current schema), so the re-scored arms can run
-under the original names and both stay in one registry. Run once; a second run changes nothing.
+renames those searches and their Optuna studies to ``<name>-biased-eval`` in ``docs/results/mujoco.db``
+(after upgrading it to the current schema), so the re-scored arms can run under the original names and
+both stay in one registry. Their best rows are withdrawn (deleted from ``pgu_best``): they were chosen on
+the biased selection score, and ``pgu best``, ``pgu export`` and ``pgu train --from-best`` serve best rows;
+the record is the searches' trial and evaluation rows, which stay. A second run changes nothing.
 The same for any registry and searches (the CartPole column of ``docs/reproduction.md`` §3):
 
     python experiments/archive_biased_eval.py
@@ -36,14 +38,19 @@ def main() -> None:
         has_studies = sa.inspect(conn).has_table("studies")  # `pgu evaluate` registries have no Optuna study
         for name in args.names:
             new = name + SUFFIX
+            conn.execute(sa.text("DELETE FROM pgu_best WHERE search_name = :new"), {"new": new})
+            if conn.execute(sa.text("SELECT 1 FROM pgu_searches WHERE name = :new"), {"new": new}).first():
+                print(f"{name}: archived already as {new} (a search named {name} now is a re-scored one)")
+                continue
+            conn.execute(sa.text("DELETE FROM pgu_best WHERE search_name = :old"), {"old": name})
             conn.execute(sa.text("UPDATE pgu_searches SET name = :new WHERE name = :old"), {"new": new, "old": name})
-            conn.execute(sa.text("UPDATE pgu_best SET search_name = :new WHERE search_name = :old"),
-                         {"new": new, "old": name})
             if has_studies:
                 conn.execute(sa.text("UPDATE studies SET study_name = :new WHERE study_name = :old"),
                              {"new": new, "old": name})
         rows = conn.execute(sa.text("SELECT name FROM pgu_searches ORDER BY id")).fetchall()
+        best = conn.execute(sa.text("SELECT search_name FROM pgu_best ORDER BY id")).fetchall()
     print("searches:", ", ".join(r[0] for r in rows))
+    print("best rows of:", ", ".join(r[0] for r in best) or "none")
 
 
 if __name__ == "__main__":
