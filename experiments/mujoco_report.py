@@ -5,7 +5,7 @@ Arms, all trained at the same budget B and scored by the same evaluator on the s
 
 * ``family``, ``ppo_knobs``, ``drift``: the winners of ``pgu search --space full|ppo_knobs|drift`` at equal
   ``--tuning-env-steps``;
-* ``ppo``, ``dpo``: the presets (``pgu evaluate --preset``);
+* ``ppo preset``, ``dpo preset``: the presets (``pgu evaluate --preset``);
 * ``RL Zoo settings in pgu``: rl-zoo3's tuned entry translated to pgu keys;
 * ``RL Zoo``: stable-baselines3 + rl-zoo3 itself (``experiments/rlzoo.py``);
 * ``transfer: Hopper family``, ``transfer: Hopper ppo_knobs`` (HalfCheetah, Walker2d): the Hopper winners,
@@ -37,7 +37,7 @@ FAMILY = "family"
 
 def search_arms(task: str) -> list[tuple[str, str]]:
     arms = [(FAMILY, f"{task}-full-s0"), ("ppo_knobs", f"{task}-ppo_knobs-s0"), ("drift", f"{task}-drift-s0"),
-            ("ppo", f"{task}-ppo-preset-s0"), ("dpo", f"{task}-dpo-preset-s0"),
+            ("ppo preset", f"{task}-ppo-preset-s0"), ("dpo preset", f"{task}-dpo-preset-s0"),
             ("RL Zoo settings in pgu", f"{task}-rlzoo-pgu-s0")]
     if task != "hopper":
         arms += [("transfer: Hopper family", f"{task}-transfer-hopper-full-s0"),
@@ -192,9 +192,13 @@ def profile_plot(normalised: dict, path: pathlib.Path) -> None:
     plt.close(fig)
 
 
+def _num(x: float) -> str:
+    return f"{x:,.0f}" if abs(x) >= 100 else f"{x:.3g}"
+
+
 def _ci(s: dict, key: str) -> str:
     lo, hi = s[f"{key}_ci"]
-    return f"{s[key]:.3g} [{lo:.3g}, {hi:.3g}]"
+    return f"{_num(s[key])} [{_num(lo)}, {_num(hi)}]"
 
 
 def task_table(task: str, found: dict, stats: dict) -> str:
@@ -281,7 +285,20 @@ def main() -> None:
     text.append("### Wall time and env steps per phase (summed from the registry rows)\n\n" + phase_table(all_found))
     (out / "summary.json").write_text(json.dumps(summary, indent=1, default=str))
     (out / "tables.md").write_text("\n".join(text) + "\n")
+    fill_page(ROOT / "docs" / "mujoco-results.md", "\n".join(text))
     print("\n".join(text))
+
+
+BEGIN, END = "<!-- mujoco_report: begin -->", "<!-- mujoco_report: end -->"
+
+
+def fill_page(page: pathlib.Path, tables: str) -> None:
+    """Put the tables between the page's two markers (the prose around them is written by hand)."""
+    if not page.exists() or BEGIN not in (text := page.read_text()):
+        return
+    head, rest = text.split(BEGIN, 1)
+    page.write_text(f"{head}{BEGIN}\n(written by `experiments/mujoco_report.py` from `docs/results/mujoco.db`)\n\n"
+                    f"{tables}\n{END}{rest.split(END, 1)[1]}")
 
 
 if __name__ == "__main__":
