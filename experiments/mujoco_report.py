@@ -32,6 +32,13 @@ import numpy as np
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 ENVS = {"hopper": "Hopper-v5", "halfcheetah": "HalfCheetah-v5", "walker2d": "Walker2d-v5"}
 REPS = 20_000
+
+
+def _rng() -> np.random.RandomState:
+    """A fixed bootstrap seed: the report's CIs are the same on every run of the same rows. rliable's
+    StratifiedBootstrap draws its indices from numpy's global generator, the rest from ``random_state``."""
+    np.random.seed(0)
+    return np.random.RandomState(0)
 FAMILY = "family"
 
 
@@ -103,6 +110,31 @@ def random_score(task: str, episodes: int = 10) -> float:
     return float(np.mean(total))
 
 
+# P(a > b) beside P(family > arm): is DPO better than PPO here, and does pgu reproduce RL Zoo with its settings?
+PAIRS = (("dpo preset", "ppo preset"), ("RL Zoo settings in pgu", "RL Zoo"))
+
+
+def p_improvement(scores: dict, a: str, b: str) -> list[float] | None:
+    """rliable's P(a > b) with its 95% bootstrap CI, or None when an arm is missing."""
+    from rliable import library as rly
+    from rliable import metrics
+
+    if a not in scores or b not in scores or scores[a].shape[1] != scores[b].shape[1]:
+        return None
+    p, ci = rly.get_interval_estimates({"pair": (scores[a], scores[b])}, metrics.probability_of_improvement, reps=REPS,
+                                      random_state=_rng())
+    return [float(np.ravel(p["pair"])[0]), *map(float, np.ravel(ci["pair"]))]
+
+
+def pairs(scores: dict) -> dict:
+    return {f"{a} > {b}": p for a, b in PAIRS if (p := p_improvement(scores, a, b)) is not None}
+
+
+def _p_lines(found: dict) -> str:
+    return "".join(f"P({k}) = {p[0]:.2f} [95% CI {p[1]:.2f}, {p[2]:.2f}]; " for k, p in found.items()).rstrip("; ") + (
+        " (rliable's probability of improvement).\n\n" if found else "")
+
+
 def statistics(scores: dict) -> dict:
     """Per-arm IQM/mean with 95% stratified-bootstrap CIs over runs (× tasks), and P(family > arm)."""
     from rliable import library as rly
@@ -111,7 +143,7 @@ def statistics(scores: dict) -> dict:
     def aggregate(x):
         return np.array([metrics.aggregate_iqm(x), metrics.aggregate_mean(x)])
 
-    point, ci = rly.get_interval_estimates(scores, aggregate, reps=REPS)
+    point, ci = rly.get_interval_estimates(scores, aggregate, reps=REPS, random_state=_rng())
     out = {arm: {"iqm": float(point[arm][0]), "iqm_ci": [float(ci[arm][0, 0]), float(ci[arm][1, 0])],
                  "mean": float(point[arm][1]), "mean_ci": [float(ci[arm][0, 1]), float(ci[arm][1, 1])]}
            for arm in scores}
@@ -119,7 +151,8 @@ def statistics(scores: dict) -> dict:
         pairs = {f"{FAMILY},{arm}": (scores[FAMILY], scores[arm]) for arm in scores
                  if arm != FAMILY and scores[arm].shape[1] == scores[FAMILY].shape[1]}
         if pairs:
-            p, p_ci = rly.get_interval_estimates(pairs, metrics.probability_of_improvement, reps=REPS)
+            p, p_ci = rly.get_interval_estimates(pairs, metrics.probability_of_improvement, reps=REPS,
+                                      random_state=_rng())
             for key in pairs:
                 lo, hi = np.ravel(p_ci[key])
                 out[key.split(",", 1)[1]]["p_family_better"] = [float(np.ravel(p[key])[0]), float(lo), float(hi)]
@@ -129,6 +162,7 @@ def statistics(scores: dict) -> dict:
 def per_task(found: dict) -> dict:
     scores = {arm: np.array(d["scores"], dtype=float)[:, None] for arm, d in found.items() if len(d["scores"]) > 1}
     stats = statistics(scores)
+    stats["pairs"] = pairs(scores)
     for arm, d in found.items():
         x = np.array(d["scores"], dtype=float)
         stats.setdefault(arm, {}).update(mean=float(x.mean()), median=float(np.median(x)),
@@ -178,6 +212,7 @@ def profile_plot(normalised: dict, path: pathlib.Path) -> None:
     from rliable import plot_utils
 
     thresholds = np.linspace(-0.25, max(2.0, max(float(np.max(v)) for v in normalised.values())), 81)
+    _rng()  # its bootstrap draws from numpy's global generator (it takes no random_state)
     dists, cis = rly.create_performance_profile(normalised, thresholds, reps=2000)
     fig, ax = plt.subplots(figsize=(7.5, 4.5))
     cycle = plt.rcParams["axes.prop_cycle"].by_key()["color"]
@@ -211,8 +246,8 @@ def task_table(task: str, found: dict, stats: dict) -> str:
         p_txt = "—" if p is None else f"{p[0]:.2f} [{p[1]:.2f}, {p[2]:.2f}]"
         iqm = _ci(s, "iqm") if "iqm_ci" in s else "n/a"
         std = "n/a" if s.get("std") is None else f"{s['std']:.0f}"
-        lines.append(f"| {arm} | {s['mean']:.0f} | {s['median']:.0f} | {iqm} | {std} | {p_txt} | "
-                     f"{', '.join(f'{x:.0f}' for x in d['scores'])} |")
+        lines.append(f"| {arm} | {_num(s['mean'])} | {_num(s['median'])} | {iqm} | {std} | {p_txt} | "
+                     f"{', '.join(_num(x) for x in d['scores'])} |")
     return "\n".join(lines)
 
 
@@ -249,7 +284,8 @@ def main() -> None:
         all_found[task] = found
         stats = all_stats[task] = per_task(found)
         curves_plot(found, task, args.budget, ROOT / "docs" / f"mujoco_{task}_curves.png")
-        text.append(f"### {ENVS[task]}\n\n{task_table(task, found, stats)}\n\n![{task} curves](mujoco_{task}_curves.png)\n")
+        text.append(f"### {ENVS[task]}\n\n{task_table(task, found, stats)}\n\n{_p_lines(stats['pairs'])}"
+                    f"![{task} curves](mujoco_{task}_curves.png)\n")
         policies = out / "policies" / task
         for arm, d in found.items():
             for seed, path in zip(d["seeds"], d.get("policies") or []):
@@ -280,7 +316,9 @@ def main() -> None:
             s, p = aggregate[arm], aggregate[arm].get("p_family_better")
             lines.append(f"| {arm} | {_ci(s, 'iqm')} | {_ci(s, 'mean')} | "
                          f"{'—' if p is None else f'{p[0]:.2f} [{p[1]:.2f}, {p[2]:.2f}]'} |")
-        text.insert(0, "### All tasks (normalised)\n\n" + "\n".join(lines) + "\n\n![profile](mujoco_profile.png)\n")
+        aggregate["pairs"] = pairs(matrix)
+        text.insert(0, "### All tasks (normalised)\n\n" + "\n".join(lines) + "\n\n" + _p_lines(aggregate["pairs"])
+                    + "![profile](mujoco_profile.png)\n")
     summary["aggregate"] = aggregate
     text.append("### Wall time and env steps per phase (summed from the registry rows)\n\n" + phase_table(all_found))
     (out / "summary.json").write_text(json.dumps(summary, indent=1, default=str))
