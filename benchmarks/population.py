@@ -9,8 +9,8 @@ Arms, in one run, torch on one thread (so every figure is per core):
 * ``env only K``: the same K×n plain envs, stepped with actions drawn beforehand, in the same Python loop
   with the same resets (no normalisation, no network): the rate no trainer of these envs can pass;
 * ``one trial``: ``pgu train --task T --preset ppo --json`` (a real RLlib trial, its own process;
-  ``env_steps_per_s`` counts training iterations only) and, on MuJoCo, ``benchmarks/minimal_ppo.py
-  --num-envs 16`` and SB3 (``benchmarks/sb3_ppo.py``) when the ``baselines`` extra is installed.
+  ``env_steps_per_s`` counts training iterations only), SB3 on the same recipe (``benchmarks/sb3_ppo.py``)
+  when the ``baselines`` extra is installed, and, on MuJoCo, ``benchmarks/minimal_ppo.py --num-envs 16``.
 
 Recipes: HalfCheetah-v5 as the MuJoCo recipe (16 envs × 128 steps per member, minibatch 64, 10 epochs,
 observation and reward normalisation); CartPole-v1 as its recipe (8 envs × 64 steps, minibatch 64, 10
@@ -98,16 +98,19 @@ def one_trial_arms(env_id: str, env_steps: int) -> dict[str, list[str]]:
     task = RECIPES[env_id][1]
     arms = {"pgu train (one trial)": [str(pathlib.Path(sys.executable).parent / "pgu"), "train", "--task", task,
                                       "--preset", "ppo", "--env-steps", str(env_steps), "--json"]}
+    spec = RECIPES[env_id][0]
     if env_id != "CartPole-v1":
         arms["minimal loop 16 envs"] = [sys.executable, "benchmarks/minimal_ppo.py", "--env", env_id,
                                         "--env-steps", str(env_steps), "--num-envs", "16"]
-        try:
-            import stable_baselines3  # noqa: F401
+    try:
+        import stable_baselines3  # noqa: F401
 
-            arms["sb3 16 envs"] = [sys.executable, "benchmarks/sb3_ppo.py", "--env", env_id,
-                                   "--env-steps", str(env_steps), "--num-envs", "16"]
-        except ImportError:
-            print("# stable-baselines3 not installed: no SB3 arm (pip install -e '.[baselines]')", file=sys.stderr)
+        arms[f"sb3 {spec['num_envs']} envs"] = [
+            sys.executable, "benchmarks/sb3_ppo.py", "--env", env_id, "--env-steps", str(env_steps),
+            "--num-envs", str(spec["num_envs"]), "--batch", str(spec["num_envs"] * spec["rollout"]),
+            *([] if spec["normalize"] else ["--no-normalize"])]
+    except ImportError:
+        print("# stable-baselines3 not installed: no SB3 arm (pip install -e '.[baselines]')", file=sys.stderr)
     return arms
 
 
