@@ -32,6 +32,7 @@ import numpy as np
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 ENVS = {"hopper": "Hopper-v5", "halfcheetah": "HalfCheetah-v5", "walker2d": "Walker2d-v5"}
 REPS = 20_000
+FAMILY = "family"
 
 
 def _rng() -> np.random.RandomState:
@@ -39,7 +40,6 @@ def _rng() -> np.random.RandomState:
     StratifiedBootstrap draws its indices from numpy's global generator, the rest from ``random_state``."""
     np.random.seed(0)
     return np.random.RandomState(0)
-FAMILY = "family"
 
 
 def search_arms(task: str) -> list[tuple[str, str]]:
@@ -121,12 +121,12 @@ def p_improvement(scores: dict, a: str, b: str) -> list[float] | None:
 
     if a not in scores or b not in scores or scores[a].shape[1] != scores[b].shape[1]:
         return None
-    p, ci = rly.get_interval_estimates({"pair": (scores[a], scores[b])}, metrics.probability_of_improvement, reps=REPS,
-                                      random_state=_rng())
+    p, ci = rly.get_interval_estimates({"pair": (scores[a], scores[b])}, metrics.probability_of_improvement,
+                                       reps=REPS, random_state=_rng())
     return [float(np.ravel(p["pair"])[0]), *map(float, np.ravel(ci["pair"]))]
 
 
-def pairs(scores: dict) -> dict:
+def pair_probabilities(scores: dict) -> dict:
     return {f"{a} > {b}": p for a, b in PAIRS if (p := p_improvement(scores, a, b)) is not None}
 
 
@@ -152,7 +152,7 @@ def statistics(scores: dict) -> dict:
                  if arm != FAMILY and scores[arm].shape[1] == scores[FAMILY].shape[1]}
         if pairs:
             p, p_ci = rly.get_interval_estimates(pairs, metrics.probability_of_improvement, reps=REPS,
-                                      random_state=_rng())
+                                                 random_state=_rng())
             for key in pairs:
                 lo, hi = np.ravel(p_ci[key])
                 out[key.split(",", 1)[1]]["p_family_better"] = [float(np.ravel(p[key])[0]), float(lo), float(hi)]
@@ -162,7 +162,7 @@ def statistics(scores: dict) -> dict:
 def per_task(found: dict) -> dict:
     scores = {arm: np.array(d["scores"], dtype=float)[:, None] for arm, d in found.items() if len(d["scores"]) > 1}
     stats = statistics(scores)
-    stats["pairs"] = pairs(scores)
+    stats["pairs"] = pair_probabilities(scores)
     for arm, d in found.items():
         x = np.array(d["scores"], dtype=float)
         stats.setdefault(arm, {}).update(mean=float(x.mean()), median=float(np.median(x)),
@@ -316,7 +316,7 @@ def main() -> None:
             s, p = aggregate[arm], aggregate[arm].get("p_family_better")
             lines.append(f"| {arm} | {_ci(s, 'iqm')} | {_ci(s, 'mean')} | "
                          f"{'—' if p is None else f'{p[0]:.2f} [{p[1]:.2f}, {p[2]:.2f}]'} |")
-        aggregate["pairs"] = pairs(matrix)
+        aggregate["pairs"] = pair_probabilities(matrix)
         text.insert(0, "### All tasks (normalised)\n\n" + "\n".join(lines) + "\n\n" + _p_lines(aggregate["pairs"])
                     + "![profile](mujoco_profile.png)\n")
     summary["aggregate"] = aggregate
