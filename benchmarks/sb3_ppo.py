@@ -7,7 +7,7 @@ init and a state-independent log-std starting at 0, minibatch 64, 10 epochs, GAE
 advantages standardised per minibatch (SB3's way), clip 0.2, no entropy bonus, value coefficient 0.5,
 global grad-norm clip 0.5, Adam lr 3e-4 annealed linearly to 0. torch on one thread, CPU.
 CartPole's recipe (``--num-envs 8 --batch 512 --no-normalize``): 8 x 64 steps, no ``VecNormalize``, the
-rest the same (pgu's ``cartpole`` task keeps lr constant; the schedule costs nothing measurable).
+rest the same (pgu's ``cartpole`` task keeps lr constant; SB3's schedule is one call per update).
 
 ``env_steps_per_s`` counts the training loop only (from the first rollout to the end of the last
 update); ``startup_s`` is imports + env and model construction. Needs the ``baselines`` extra
