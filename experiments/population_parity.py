@@ -54,7 +54,8 @@ def table(args) -> None:
 
     from pgu_rllib.service.registry import Registry
 
-    np.random.seed(0)  # rliable's bootstrap draws from numpy's global generator: the same table every run
+    np.random.seed(0)  # rliable's StratifiedBootstrap draws its indices from numpy's global generator,
+    # arch the rest from `random_state`: both seeded, the same table every run (as mujoco_report._rng)
     reg = Registry(REGISTRY.replace("sqlite:///", f"sqlite:///{ROOT}/"))
     print(f"| task | preset | solo: mean, IQM [95% CI] | population {args.population}: mean, IQM [95% CI] "
           f"| P(member > solo) [95% CI] | seeds |\n|---|---|---|---|---|---|")
@@ -69,9 +70,11 @@ def table(args) -> None:
             print(f"| {task} | {preset} | not run (or unequal seed sets) | | | |")
             continue
         scores = {"solo": arms[1], "member": arms[args.population]}
-        iqm, ci = rly.get_interval_estimates(scores, lambda x: np.array([metrics.aggregate_iqm(x)]), reps=2000)
+        iqm, ci = rly.get_interval_estimates(scores, lambda x: np.array([metrics.aggregate_iqm(x)]), reps=2000,
+                                           random_state=np.random.RandomState(0))
         pair = {"member,solo": (scores["member"], scores["solo"])}
-        p, p_ci = rly.get_interval_estimates(pair, metrics.probability_of_improvement, reps=2000)
+        p, p_ci = rly.get_interval_estimates(pair, metrics.probability_of_improvement, reps=2000,
+                                           random_state=np.random.RandomState(0))
         cells = [f"{scores[a].mean():.1f}, {iqm[a][0]:.1f} [{ci[a][0][0]:.1f}, {ci[a][1][0]:.1f}]"
                  for a in ("solo", "member")]
         lo, hi = np.ravel(p_ci["member,solo"])
