@@ -103,7 +103,21 @@ class ResumableOptunaSearch(StorageFreeOptunaSearch):
         m = meter(getattr(self, "pgu_search_id", None))
         if m is not None and m.exhausted():  # --tuning-env-steps spent: start no more trials
             return OptunaSearch.FINISHED
+        if self.taken() >= (getattr(self, "pgu_trials", None) or math.inf):  # --trials reached
+            return OptunaSearch.FINISHED
         return super().suggest(trial_id)
+
+    def taken(self) -> int:
+        """Trials of the search that count against ``--trials``: those the registry holds, and those this searcher
+        started that are still running. Tune's own ``num_samples`` is not enough after a ``kill -9``: the resume
+        restores a state saved up to 10 s before the kill, which does not know the trials started (and
+        recorded) after it, and would start as many again."""
+        search_id = getattr(self, "pgu_search_id", None)
+        if search_id is None or not getattr(self, "pgu_trials", None):
+            return 0
+        recorded = {t["tune_trial_id"] for t in registry().trials(search_id)}
+        running = {k for k in self._ot_trials if k not in self._completed_trials}
+        return len(recorded | running)
 
     def on_trial_complete(self, trial_id, result=None, error=False):
         """A trial the scheduler stopped before the budget (ASHA, Wilcoxon, ``--tuning-env-steps``) is PRUNED

@@ -271,7 +271,7 @@ def new_tuner(run: SearchRun, n: int):
     searcher = ResumableOptunaSearch(space=TrialSpace(run.space, run.seeds.tuning_base, run.seeds_per_trial),
                                      metric=OBJECTIVE, mode="max", sampler=make_sampler(run), study_name=run.name,
                                      storage=optuna_storage(run.registry.url))
-    searcher.pgu_search_id, searcher.pgu_budget = run.search_id, run.budget
+    searcher.pgu_search_id, searcher.pgu_budget, searcher.pgu_trials = run.search_id, run.budget, run.trials
     trainable = tuning_trainable(run)
     keys_ = {"seed"} | ({SEEDS} if run.seeds_per_trial > 1 else set())  # with each trial's active space keys
     finished = finished_trials(run)
