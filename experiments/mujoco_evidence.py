@@ -143,7 +143,8 @@ def report(args) -> int:
     rc = _run([sys.executable, "experiments/mujoco_report.py", "--registry", args.registry, "--out", args.out],
               ROOT / args.out / "logs" / "report.log")
     for task in TASKS:  # the tasks with a finished search (``pgu export`` refuses a task without one)
-        if any(_status(args.registry, f"{task}-{space}-s0") == "complete" for space in ("full", "ppo_knobs", "drift")):
+        if any(_status(args.registry, f"{task}-{phase.removeprefix('search-')}-s0") == "complete"
+               for phase in (*CORE, *OPTIONAL) if phase.startswith("search-")):
             rc = rc or subprocess.run([*_pgu(), "export", "--task", task, "--registry", args.registry,
                                        "--out", f"hyperparams/{task}.yml"], cwd=ROOT).returncode
     return rc

@@ -27,10 +27,14 @@ def _name(task: str, preset: str, k: int) -> str:
     return f"parity-{task}-{preset}-" + (f"population{k}" if k > 1 else "solo")
 
 
-def run(args) -> None:
+def _registry():
     from pgu_rllib.service.registry import Registry
 
-    reg = Registry(REGISTRY.replace("sqlite:///", f"sqlite:///{ROOT}/"))
+    return Registry(REGISTRY.replace("sqlite:///", f"sqlite:///{ROOT}/"))  # the repository's file, from any cwd
+
+
+def run(args) -> None:
+    reg = _registry()
     for (task, preset), budget in ARMS.items():
         if args.task and task not in args.task:
             continue
@@ -52,11 +56,9 @@ def table(args) -> None:
     from rliable import library as rly
     from rliable import metrics
 
-    from pgu_rllib.service.registry import Registry
-
     np.random.seed(0)  # rliable's StratifiedBootstrap draws its indices from numpy's global generator,
     # arch the rest from `random_state`: both seeded, the same table every run (as mujoco_report._rng)
-    reg = Registry(REGISTRY.replace("sqlite:///", f"sqlite:///{ROOT}/"))
+    reg = _registry()
     print(f"| task | preset | solo: mean, IQM [95% CI] | population {args.population}: mean, IQM [95% CI] "
           f"| P(member > solo) [95% CI] | seeds |\n|---|---|---|---|---|---|")
     for (task, preset), _ in ARMS.items():
