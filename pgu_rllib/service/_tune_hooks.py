@@ -93,7 +93,11 @@ def meter(search_id: int) -> TuningMeter | None:
 class ResumableOptunaSearch(StorageFreeOptunaSearch):
     """The search's Optuna searcher (``accel.optuna_search``): its storage re-opened from the driver's
     ``PGU_REGISTRY_URL`` after a restore (never pickled), no trial started once ``--tuning-env-steps``
-    are spent, and a trial stopped before the budget told to the study as PRUNED."""
+    are spent or ``--trials`` are taken (``taken``), and a trial stopped before the budget told to the study
+    as PRUNED."""
+
+    def __getstate__(self):  # the registry's engine is not picklable
+        return {**super().__getstate__(), "_pgu_registry": None}
 
     def reopen_storage(self):
         url = os.environ.get(REGISTRY_ENV)
@@ -115,7 +119,9 @@ class ResumableOptunaSearch(StorageFreeOptunaSearch):
         search_id = getattr(self, "pgu_search_id", None)
         if search_id is None or not getattr(self, "pgu_trials", None):
             return 0
-        recorded = {t["tune_trial_id"] for t in registry().trials(search_id)}
+        if getattr(self, "_pgu_registry", None) is None:
+            self._pgu_registry = registry()
+        recorded = self._pgu_registry.trial_ids(search_id)
         running = {k for k in self._ot_trials if k not in self._completed_trials}
         return len(recorded | running)
 

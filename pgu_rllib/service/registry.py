@@ -305,6 +305,11 @@ class Registry:
                 for k, v in fields.items():
                     setattr(row, k, v)
 
+    def trial_ids(self, search_id: int) -> set[str]:
+        """The Tune trial ids of the search's trial rows (without loading their curves)."""
+        with self.Session() as s:
+            return set(s.scalars(sa.select(TrialRow.tune_trial_id).where(TrialRow.search_id == search_id)).all())
+
     def trials(self, search_id: int) -> list[dict]:
         with self.Session() as s:
             rows = s.scalars(sa.select(TrialRow).where(TrialRow.search_id == search_id)
