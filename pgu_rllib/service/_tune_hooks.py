@@ -122,8 +122,7 @@ class ResumableOptunaSearch(StorageFreeOptunaSearch):
         if getattr(self, "_pgu_registry", None) is None:
             self._pgu_registry = registry()
         recorded = self._pgu_registry.trial_ids(search_id)
-        running = {k for k in self._ot_trials if k not in self._completed_trials}
-        return len(recorded | running)
+        return len(recorded | self.running())
 
     def on_trial_complete(self, trial_id, result=None, error=False):
         """A trial the scheduler stopped before the budget (ASHA, Wilcoxon, ``--tuning-env-steps``) is PRUNED

@@ -10,6 +10,7 @@ subclass is the one place that reads those names:
 * an update to an Optuna trial that is already finished (a kill between Optuna's ``tell`` and Tune's
   state save) is dropped instead of failing the resume;
 * ``prune(trial_id)`` tells the study a trial was stopped early (PRUNED, as Optuna's own pruners leave it).
+* ``running()`` names the trials it started and has not told (a resume counts them against ``--trials``).
 
 ``require`` fails at construction, naming the attribute, on a Ray release that lacks one.
 """
@@ -61,6 +62,10 @@ class StorageFreeOptunaSearch(OptunaSearch):
     def is_open(self, trial_id) -> bool:
         """Whether ``trial_id`` is a live Optuna trial of this searcher, not yet told."""
         return trial_id in self._ot_trials and trial_id not in self._completed_trials
+
+    def running(self) -> set:
+        """The trial ids this searcher started that are not yet told."""
+        return {k for k in self._ot_trials if k not in self._completed_trials}
 
     def told(self, trial_id) -> bool:
         """Whether the study already holds ``trial_id``'s Optuna trial as finished: an attempt killed after
