@@ -379,7 +379,7 @@ class RecordTrials(_Recorder):
             curve=self._curves.get(trial.trial_id, []), metrics=metrics,
             config_hash=config_hash(trial.config, self.budget))
         self._known.add(trial.trial_id)
-        self._done = len(self._reg().trials(self.search_id))  # a re-run replaces its error row
+        self._done = len(self._reg().trial_ids(self.search_id))  # a re-run replaces its error row
         if score is not None and status != "error" and (self._best is None or score > self._best):
             self._best = score
         shown = {k: v for k, v in params.items() if k != "pgu_schedule"}

@@ -306,7 +306,8 @@ class Registry:
                     setattr(row, k, v)
 
     def trial_ids(self, search_id: int) -> set[str]:
-        """The Tune trial ids of the search's trial rows (without loading their curves)."""
+        """The Tune trial ids of the search's trial rows, one per row (unique per search), without loading their
+        curves: what counts trials."""
         with self.Session() as s:
             return set(s.scalars(sa.select(TrialRow.tune_trial_id).where(TrialRow.search_id == search_id)).all())
 

@@ -75,4 +75,4 @@ class SearchRun:
 
 def finished_trials(run: SearchRun) -> int:
     """Tuning trials the registry holds for this search."""
-    return len(run.registry.trials(run.search_id))
+    return len(run.registry.trial_ids(run.search_id))

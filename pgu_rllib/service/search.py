@@ -299,7 +299,7 @@ def _protocol(run: SearchRun) -> dict:
     out = {"budget_env_steps": run.budget, **run.task.protocol(run.objective),
            "test_seeds": run.seeds.test(run.n_test)}
     if run.space is not None:
-        n = len(run.registry.trials(run.search_id)) if run.search_id is not None else run.trials
+        n = len(run.registry.trial_ids(run.search_id)) if run.search_id is not None else run.trials
         tuning = (run.seeds.tuning(n) if run.seeds_per_trial == 1
                   else run.seeds.tuning(run.seeds_per_trial))  # k > 1: every trial, the same k seeds
         out.update(tuning_seeds=tuning, trials=n, top_k=run.top_k, seeds_per_trial=run.seeds_per_trial,
