@@ -44,15 +44,15 @@ def test_wilcoxon_rule_stops_only_a_trial_worse_on_the_same_seeds():
 
 
 @pytest.mark.parametrize("sampler", ["tpe", "random", "cmaes", "gp"])
-def test_every_sampler_walks_the_shipped_conditional_space(sampler):
+def test_every_sampler_walks_the_shipped_conditional_space(tmp_path, sampler):
     from pgu_rllib.service.methods import make_sampler
     from pgu_rllib.service.run import SearchRun
     from pgu_rllib.service.spaces import load_space
     from pgu_rllib.service._tune_hooks import TrialSpace
 
-    run = SearchRun(name="x", task=None, budget=1, seed=3, max_concurrent=1, gpus_per_trial=0, registry=None,
+    registry = Registry(f"sqlite:///{tmp_path}/registry.db").connect()  # a fresh search: no trials yet
+    run = SearchRun(name="x", task=None, budget=1, seed=3, max_concurrent=1, gpus_per_trial=0, registry=registry,
                     exp_dir=pathlib.Path("."), base_config={}, trials=12, sampler=sampler, search_id=None)
-    run.registry = types.SimpleNamespace(trials=lambda _: [])
     space = TrialSpace(load_space("full"), 3000)
     study = optuna.create_study(sampler=make_sampler(run), direction="maximize")
     seen = set()
