@@ -12,9 +12,9 @@ Arms, in one run, torch on one thread (so every figure is per core):
   ``env_steps_per_s`` counts training iterations only), SB3 on the same recipe (``benchmarks/sb3_ppo.py``)
   when the ``baselines`` extra is installed, and, on MuJoCo, ``benchmarks/minimal_ppo.py --num-envs 16``.
 
-Recipes: HalfCheetah-v5 as the MuJoCo recipe (16 envs × 128 steps per member, minibatch 64, 10 epochs,
-observation and reward normalisation); CartPole-v1 as its recipe (8 envs × 64 steps, minibatch 64, 10
-epochs, no normalisation). Rounds alternate the order of the arms.
+Recipes: HalfCheetah-v5 and Hopper-v5 as the MuJoCo recipe (16 envs × 128 steps per member, minibatch 64,
+10 epochs, observation and reward normalisation); CartPole-v1 as its recipe (8 envs × 64 steps, minibatch
+64, 10 epochs, no normalisation). Rounds alternate the order of the arms.
 
     python benchmarks/population.py --env HalfCheetah-v5 --ks 1 2 4 8 16 --iters 2 --rounds 2
 """
@@ -34,6 +34,7 @@ import torch
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 RECIPES = {  # env id -> (PopulationSpec keywords, pgu task name)
     "HalfCheetah-v5": (dict(num_envs=16, rollout=128, minibatch=64, epochs=10, normalize=True), "halfcheetah"),
+    "Hopper-v5": (dict(num_envs=16, rollout=128, minibatch=64, epochs=10, normalize=True), "hopper"),
     "CartPole-v1": (dict(num_envs=8, rollout=64, minibatch=64, epochs=10, normalize=False), "cartpole"),
 }
 
