@@ -17,6 +17,7 @@ Recipes: HalfCheetah-v5 and Hopper-v5 as the MuJoCo recipe (16 envs × 128 steps
 64, 10 epochs, no normalisation). Rounds alternate the order of the arms.
 
     python benchmarks/population.py --env HalfCheetah-v5 --ks 1 2 4 8 16 --iters 2 --rounds 2
+    python benchmarks/population.py --env Hopper-v5 --ks 1 2 4 8 --iters 2 --rounds 2
 """
 from __future__ import annotations
 
