@@ -42,7 +42,7 @@ from pgu_rllib.service.phases import (cluster_cpus, interrupted, run_phase, run_
 from pgu_rllib.service.provenance import git_commit, versions
 from pgu_rllib.service.readers import best, export, open_existing  # noqa: F401 (the public API's readers)
 from pgu_rllib.service.registry import DEFAULT_URL, Phase, SearchStatus, optuna_storage, protocol_key
-from pgu_rllib.service.run import DEFAULT_STORAGE, SearchRun, log_line, plural
+from pgu_rllib.service.run import DEFAULT_STORAGE, SearchRun, finished_trials, log_line, plural
 from pgu_rllib.service.seeds import SeedPlan, check_count, check_seed
 from pgu_rllib.service.spaces import load_space
 from pgu_rllib.service.validation import (check_budget, check_choice, check_gpus, check_int, check_name,
@@ -299,7 +299,7 @@ def _protocol(run: SearchRun) -> dict:
     out = {"budget_env_steps": run.budget, **run.task.protocol(run.objective),
            "test_seeds": run.seeds.test(run.n_test)}
     if run.space is not None:
-        n = len(run.registry.trial_ids(run.search_id)) if run.search_id is not None else run.trials
+        n = finished_trials(run) if run.search_id is not None else run.trials
         tuning = (run.seeds.tuning(n) if run.seeds_per_trial == 1
                   else run.seeds.tuning(run.seeds_per_trial))  # k > 1: every trial, the same k seeds
         out.update(tuning_seeds=tuning, trials=n, top_k=run.top_k, seeds_per_trial=run.seeds_per_trial,

@@ -64,8 +64,8 @@ class StorageFreeOptunaSearch(OptunaSearch):
         return trial_id in self._ot_trials and trial_id not in self._completed_trials
 
     def running(self) -> set:
-        """The trial ids this searcher started that are not yet told."""
-        return {k for k in self._ot_trials if k not in self._completed_trials}
+        """The trial ids this searcher started that are not yet told (``is_open``)."""
+        return {k for k in self._ot_trials if self.is_open(k)}
 
     def told(self, trial_id) -> bool:
         """Whether the study already holds ``trial_id``'s Optuna trial as finished: an attempt killed after
